@@ -1,0 +1,85 @@
+"""The FastAPI application: ``create_app(settings)`` builds it; start-up wires the pieces."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from .. import __version__
+from ..config import Settings, get_settings
+from ..db import Database, current_revision, head_revision, upgrade
+from ..demo import ensure_demo_storage
+from ..logs import configure_logging, get_logger
+from ..service import StagingService
+from ..worker import Heartbeat, Worker
+from .errors import install_error_handlers
+from .routes import download, health, jobs, stage
+from .waiters import JobWaiters
+
+log = get_logger("app")
+
+
+class SchemaNotCurrent(RuntimeError):
+    pass
+
+
+def prepare_database(settings: Settings, db: Database) -> None:
+    """Apply migrations on SQLite; elsewhere require ``skao-staging migrate`` to have run."""
+    if db.is_sqlite:
+        upgrade(db)
+        return
+    current, head = current_revision(db), head_revision(db)
+    if current != head:
+        raise SchemaNotCurrent(
+            f"the database schema is at {current or 'nothing'}, not {head}: run 'skao-staging migrate'"
+        )
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    configure_logging(settings)
+    if settings.uses_demo_storage:
+        ensure_demo_storage(settings)
+    db = Database(settings.database_url)
+    prepare_database(settings, db)
+    service = StagingService(settings, db)
+    waiters = JobWaiters(service.jobs)
+    service.add_finish_listener(waiters.notify)
+    worker = Worker(service, settings.worker_threads) if settings.embedded_worker else None
+    if worker is not None:
+        service.on_submit = worker.wake
+        worker.start()
+    heartbeat = Heartbeat(service)
+    heartbeat.start()
+    app.state.service, app.state.waiters = service, waiters
+    log.info(
+        "skao-staging %s ready: methods=%s database=%s",
+        __version__,
+        service.methods.enabled,
+        db.engine.url.render_as_string(hide_password=True),
+    )
+    try:
+        yield
+    finally:
+        if worker is not None:
+            worker.stop()
+        heartbeat.stop()
+        db.dispose()
+        log.info("skao-staging stopped")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    app = FastAPI(
+        title="skao-staging",
+        version=__version__,
+        summary="Stages SKA data from the archive storage to where astronomers work.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings or get_settings()
+    install_error_handlers(app)
+    for module in (stage, jobs, download, health):
+        app.include_router(module.router)
+    return app

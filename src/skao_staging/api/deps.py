@@ -1,0 +1,24 @@
+"""FastAPI dependencies: the objects built at start-up, taken from the application state."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from ..service import StagingService
+from .waiters import JobWaiters
+
+
+def service_of(request: Request) -> StagingService:
+    service: StagingService = request.app.state.service
+    return service
+
+
+def waiters_of(request: Request) -> JobWaiters:
+    waiters: JobWaiters = request.app.state.waiters
+    return waiters
+
+
+ServiceDep = Annotated[StagingService, Depends(service_of)]
+WaitersDep = Annotated[JobWaiters, Depends(waiters_of)]

@@ -1,0 +1,63 @@
+"""The seed's endpoint: ``POST /stage_data?method=...&username=...``, answered when the job ends."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from ...db import JobStatus
+from ...errors import status_for
+from ..deps import ServiceDep, WaitersDep
+from ..schemas import ErrorBody, Job, StageBody
+from .download import download_response
+
+router = APIRouter(tags=["staging"])
+
+
+@router.post(
+    "/stage_data",
+    name="stage_data",
+    summary="Stage data (the seed's endpoint)",
+    response_model=Job,
+    responses={
+        202: {"model": Job, "description": "Still running after the wait limit; poll /api/v1/jobs/{id}"},
+        400: {"model": ErrorBody},
+        403: {"model": ErrorBody},
+        404: {"model": ErrorBody},
+        409: {"model": ErrorBody},
+        422: {"model": ErrorBody},
+        500: {"model": ErrorBody},
+    },
+)
+async def stage_data(
+    body: StageBody,
+    service: ServiceDep,
+    waiters: WaitersDep,
+    method: Annotated[
+        str | None, Query(description="local_copy, symlink_copy, direct_download, jupyter_copy")
+    ] = None,
+    username: Annotated[str | None, Query(description="The user whose area receives the data")] = None,
+) -> Response:
+    """Stage ``local_path_on_storage`` to ``<user area>/<relative_path>`` with ``method``.
+
+    Answers 200 with the finished job (``succeeded``, or ``skipped`` when the destination already
+    holds the same content), an error with its code, or for ``direct_download`` the file itself.
+    """
+    if (
+        service.methods.canonical(method) == "direct_download"
+        and "direct_download" in service.methods.enabled
+    ):
+        return await download_response(service, username, body.local_path_on_storage, body.relative_path)
+    job = await run_in_threadpool(
+        service.submit, method, username, body.local_path_on_storage, body.relative_path
+    )
+    job = await waiters.wait(job.id, service.settings.sync_timeout_seconds)
+    answer = Job.of(job)
+    if job.status == JobStatus.FAILED:
+        content = {"detail": job.error_reason, "code": job.error_code, "job_id": job.id}
+        return JSONResponse(content, status_code=status_for(job.error_code))
+    status_code = 200 if job.status in (JobStatus.SUCCEEDED, JobStatus.SKIPPED) else 202
+    return JSONResponse(answer.model_dump(mode="json"), status_code=status_code)

@@ -1,0 +1,94 @@
+"""Shapes of request and answer bodies (the OpenAPI schema is generated from these)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_serializer
+
+from ..db import StagingJob
+
+
+class StageBody(BaseModel):
+    """The seed's request body."""
+
+    local_path_on_storage: str = Field(
+        description="Source: absolute inside a storage root, or relative to the first."
+    )
+    relative_path: str = Field(description="Destination below the user's area (ignored by direct_download).")
+
+
+class Job(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    job_id: int = Field(validation_alias="id")
+    request_id: str
+    status: str
+    method: str | None
+    username: str | None
+    local_path_on_storage: str | None
+    relative_path: str | None
+    destination: str | None
+    bytes: int | None = Field(validation_alias="bytes_total")
+    bytes_done: int
+    files: int | None = Field(validation_alias="files_total")
+    checksum: str | None
+    read_only: bool | None
+    attempts: int
+    error_code: str | None
+    error_reason: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @field_serializer("created_at", "started_at", "finished_at")
+    def _utc(self, value: datetime | None) -> str | None:
+        return None if value is None else value.isoformat(timespec="milliseconds") + "Z"
+
+    @classmethod
+    def of(cls, job: StagingJob) -> Job:
+        return cls.model_validate(job)
+
+
+class JobPage(BaseModel):
+    jobs: list[Job]
+    total: int
+    limit: int
+    offset: int
+
+
+class JobItem(BaseModel):
+    method: str
+    local_path_on_storage: str
+    relative_path: str
+
+
+class JobsRequest(BaseModel):
+    username: str
+    items: list[JobItem] = Field(min_length=1)
+
+
+class ItemOutcome(BaseModel):
+    """One submitted item: its job, and the error if it was refused."""
+
+    index: int
+    job: Job
+    error: dict[str, Any] | None = None
+
+
+class JobsAccepted(BaseModel):
+    request_id: str
+    items: list[ItemOutcome]
+
+
+class ErrorBody(BaseModel):
+    detail: str
+    code: str
+
+
+class SiteConfig(BaseModel):
+    version: str
+    methods: list[dict[str, Any]]
+    storage_roots: list[str]
+    unavailable_methods: dict[str, str]

@@ -1,0 +1,182 @@
+"""The ``skao-staging`` command: serve, worker, migrate, and a client for a running service."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+from rich.table import Table
+
+app = typer.Typer(help="skao-staging: stage SKA data to where astronomers work.", no_args_is_help=True)
+console = Console()
+DEFAULT_URL = "http://127.0.0.1:8000"
+FINAL = {"succeeded", "skipped", "failed", "cancelled"}
+
+UrlOption = Annotated[str, typer.Option("--url", envvar="STAGING_URL", help="Base URL of a running service.")]
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
+) -> None:
+    """Run the API (with its embedded worker unless STAGING_EMBEDDED_WORKER=false)."""
+    import uvicorn
+
+    from .api.app import create_app
+
+    uvicorn.run(create_app(), host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)
+
+
+@app.command()
+def migrate() -> None:
+    """Apply the database migrations (MySQL/MariaDB; SQLite is migrated by serve)."""
+    from .config import get_settings
+    from .db import Database, current_revision, upgrade
+
+    db = Database(get_settings().database_url)
+    upgrade(db)
+    console.print(f"database schema at revision {current_revision(db)}")
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[
+        int | None, typer.Option(help="Jobs run at once (default STAGING_WORKER_THREADS).")
+    ] = None,
+) -> None:
+    """Run jobs from the database until SIGTERM or SIGINT."""
+    from .api.app import prepare_database
+    from .config import get_settings
+    from .db import Database
+    from .logs import configure_logging
+    from .service import StagingService
+    from .worker import Heartbeat, Worker
+
+    settings = get_settings()
+    configure_logging(settings)
+    db = Database(settings.database_url)
+    prepare_database(settings, db)
+    service = StagingService(settings, db)
+    pool = Worker(service, concurrency or settings.worker_threads)
+    heartbeat = Heartbeat(service)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    pool.start()
+    heartbeat.start()
+    stop.wait()
+    pool.stop()
+    heartbeat.stop()
+    db.dispose()
+
+
+def _fail(response: httpx.Response) -> None:
+    try:
+        body = response.json()
+        message = f"{body.get('detail')} ({body.get('code')})"
+    except ValueError:
+        message = response.text
+    console.print(f"[red]error {response.status_code}:[/red] {message}")
+    raise typer.Exit(1)
+
+
+@app.command()
+def stage(
+    method: str,
+    username: str,
+    source: Annotated[str, typer.Argument(help="local_path_on_storage")],
+    relative_path: Annotated[
+        str, typer.Argument(help="Destination in the user area (a local file for downloads)")
+    ],
+    url: UrlOption = DEFAULT_URL,
+) -> None:
+    """Stage SOURCE for USERNAME with METHOD through a running service, showing progress."""
+    with httpx.Client(base_url=url, timeout=60) as client:
+        if method in ("direct_download", "direct_dowload"):
+            _download(client, username, source, Path(relative_path))
+            return
+        item = {"method": method, "local_path_on_storage": source, "relative_path": relative_path}
+        response = client.post("/api/v1/jobs", json={"username": username, "items": [item]})
+        if response.status_code != 202:
+            _fail(response)
+        outcome = response.json()["items"][0]
+        if outcome["error"]:
+            console.print(f"[red]refused:[/red] {outcome['error']['detail']} ({outcome['error']['code']})")
+            raise typer.Exit(1)
+        job = _follow(client, outcome["job"]["job_id"])
+    _report(job)
+
+
+def _follow(client: httpx.Client, job_id: int) -> dict[str, Any]:
+    with Progress(
+        *Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn(), console=console
+    ) as bar:
+        task = bar.add_task(f"job {job_id}", total=None)
+        while True:
+            job: dict[str, Any] = client.get(f"/api/v1/jobs/{job_id}").json()
+            bar.update(task, completed=job["bytes_done"], total=job["bytes"])
+            if job["status"] in FINAL:
+                return job
+            time.sleep(0.3)
+
+
+def _report(job: dict[str, Any]) -> None:
+    if job["status"] == "failed":
+        console.print(f"[red]job {job['job_id']} failed:[/red] {job['error_reason']} ({job['error_code']})")
+        raise typer.Exit(1)
+    console.print(
+        f"job {job['job_id']} {job['status']}: {job['destination']} "
+        f"({job['bytes']} bytes, {job['checksum'] or 'no checksum'})"
+    )
+
+
+def _download(client: httpx.Client, username: str, source: str, target: Path) -> None:
+    params = {"path": source, "username": username}
+    with client.stream("GET", "/api/v1/download", params=params) as response:
+        if response.status_code != 200:
+            response.read()
+            _fail(response)
+        total = int(response.headers.get("content-length", 0)) or None
+        with Progress(BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=console) as bar:
+            task = bar.add_task("download", total=total)
+            with target.open("xb") as out:
+                for chunk in response.iter_bytes():
+                    out.write(chunk)
+                    bar.advance(task, len(chunk))
+    console.print(f"downloaded to {target}")
+
+
+@app.command()
+def jobs(
+    username: Annotated[str | None, typer.Option(help="Only this user's jobs.")] = None,
+    status: Annotated[str | None, typer.Option(help="Only jobs in this state.")] = None,
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
+    url: UrlOption = DEFAULT_URL,
+) -> None:
+    """List jobs of a running service as a table."""
+    params: dict[str, Any] = {"limit": limit}
+    params.update({key: value for key, value in (("username", username), ("status", status)) if value})
+    response = httpx.get(f"{url}/api/v1/jobs", params=params, timeout=30)
+    if response.status_code != 200:
+        _fail(response)
+    table = Table("id", "status", "method", "user", "source", "relative path", "bytes", "error")
+    for job in response.json()["jobs"]:
+        table.add_row(
+            str(job["job_id"]),
+            job["status"],
+            job["method"] or "",
+            job["username"] or "",
+            job["local_path_on_storage"] or "",
+            job["relative_path"] or "",
+            str(job["bytes"] or ""),
+            job["error_code"] or "",
+        )
+    console.print(table)

@@ -1,0 +1,110 @@
+"""Settings, read from the environment with the prefix ``STAGING_``.
+
+The variable names are a public contract (README, Helm chart): rename nothing without a migration note.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ALL_METHODS: tuple[str, ...] = ("local_copy", "symlink_copy", "direct_download", "jupyter_copy")
+DEFAULT_STORAGE_ROOT = Path("./var/storage")
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+def _split_commas(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every knob of the service. Defaults give a working embedded service under ``./var/``."""
+
+    model_config = SettingsConfigDict(env_prefix="STAGING_", extra="ignore")
+
+    database_url: str = Field(
+        "sqlite:///./var/staging.db",
+        description="SQLAlchemy URL of the job database, e.g. mysql+pymysql://user:pw@host:3306/staging.",
+    )
+    storage_roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=lambda: [DEFAULT_STORAGE_ROOT],
+        description="Comma-separated folders of the mounted archive storage; sources must lie inside one.",
+    )
+    user_areas: str = Field(
+        "./var/users/{username}",
+        description="Template of a user's area; {username} is replaced by the validated user name.",
+    )
+    methods: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(ALL_METHODS),
+        description="Comma-separated staging methods enabled at this site.",
+    )
+    log_file: Path = Field(Path("staging_service.log"), description="Log file (rotated by size).")
+    log_level: LogLevel = Field("INFO", description="DEBUG, INFO, WARNING or ERROR.")
+    log_max_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Rotate the log file at this size.")
+    log_backup_count: int = Field(5, ge=0, description="Rotated log files kept.")
+
+    embedded_worker: bool = Field(True, description="Run transfers on a worker pool inside the API process.")
+    worker_threads: int = Field(4, ge=1, le=256, description="Transfers run at once by one worker.")
+    lease_seconds: float = Field(
+        60.0, gt=0, description="A running job whose heartbeat is older than this is given back to the queue."
+    )
+    max_attempts: int = Field(
+        3, ge=1, description="Attempts of a job whose worker died before it ends failed."
+    )
+    poll_seconds: float = Field(0.5, gt=0, description="How often an idle worker looks for queued jobs.")
+    sync_timeout_seconds: float = Field(
+        3600.0, gt=0, description="How long POST /stage_data waits for its job before answering 202."
+    )
+
+    verify_copies: bool = Field(True, description="Compare the checksum of every copy with its source.")
+    copy_chunk_bytes: int = Field(8 * 1024 * 1024, ge=64 * 1024, description="Unit of copy and progress.")
+    max_bytes_per_second: int = Field(0, ge=0, description="Per-transfer bandwidth cap; 0 means none.")
+    hardlink_writable_source: Literal["refuse", "allow"] = Field(
+        "refuse",
+        description="symlink_copy of a source with write bits: refuse (409 source_writable) or allow.",
+    )
+
+    @field_validator("storage_roots", "methods", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        return _split_commas(value)
+
+    @field_validator("storage_roots")
+    @classmethod
+    def _roots_not_empty(cls, value: list[Path]) -> list[Path]:
+        if not value:
+            raise ValueError("at least one storage root is needed")
+        return value
+
+    @field_validator("user_areas")
+    @classmethod
+    def _template_has_username(cls, value: str) -> str:
+        if "{username}" not in value:
+            raise ValueError("the user-area template must contain {username}")
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @property
+    def uses_demo_storage(self) -> bool:
+        """True when no storage root was configured: ``serve`` then fills a demo dataset."""
+        return "storage_roots" not in self.model_fields_set
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

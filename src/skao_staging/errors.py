@@ -1,0 +1,97 @@
+"""The errors the service answers with: a machine-readable code, an HTTP status and a sentence.
+
+Every message is written for the user: it may repeat what the user sent, never a server-side path
+or a stack trace. ``CODES`` is the catalogue (the docs list it); a job that failed in a worker keeps
+its code, so whoever reports it later answers with the same status.
+"""
+
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ErrorCode:
+    status: int
+    meaning: str
+    retryable: bool = False
+
+
+CODES: dict[str, ErrorCode] = {
+    "invalid_request": ErrorCode(422, "The request is malformed (missing or mistyped fields)."),
+    "invalid_username": ErrorCode(400, "The username has characters or a length that is not allowed."),
+    "invalid_path": ErrorCode(
+        400, "A path is empty, absolute where it must be relative, or holds '..', NUL or control characters."
+    ),
+    "unknown_method": ErrorCode(400, "No staging method has that name."),
+    "method_not_enabled": ErrorCode(400, "The method exists but this site does not offer it."),
+    "unsupported_source": ErrorCode(
+        400, "The source is neither a regular file nor a folder, or holds a symlink loop."
+    ),
+    "source_is_directory": ErrorCode(400, "The method serves single files only."),
+    "link_not_possible": ErrorCode(400, "A hard link cannot cross filesystems; use local_copy."),
+    "source_outside_storage": ErrorCode(
+        403, "The source lies, or a symlink leads, outside the storage roots."
+    ),
+    "unsafe_destination": ErrorCode(403, "A folder on the destination path is a symbolic link."),
+    "link_not_permitted": ErrorCode(403, "The operating system refused the hard link."),
+    "permission_denied": ErrorCode(403, "The operating system refused access to a file."),
+    "source_not_found": ErrorCode(404, "The source does not exist."),
+    "job_not_found": ErrorCode(404, "No job has that id."),
+    "destination_not_found": ErrorCode(404, "A folder of the destination disappeared during staging."),
+    "destination_exists": ErrorCode(409, "The destination already holds different content."),
+    "destination_blocked": ErrorCode(409, "A file stands where the destination needs a folder."),
+    "source_writable": ErrorCode(409, "A hard link to a writable source would not be read-only."),
+    "no_space": ErrorCode(507, "The destination filesystem is full or over quota.", retryable=True),
+    "source_changed": ErrorCode(500, "The source changed while it was copied.", retryable=True),
+    "verification_failed": ErrorCode(500, "The copy does not match the source checksum.", retryable=True),
+    "io_error": ErrorCode(500, "An input/output error interrupted the staging.", retryable=True),
+    "internal_error": ErrorCode(500, "An unexpected error; the service log has the details.", retryable=True),
+    "interrupted": ErrorCode(500, "The process running the job stopped too many times.", retryable=True),
+    "download_interrupted": ErrorCode(499, "The client went away before the download finished."),
+    "database_unavailable": ErrorCode(503, "The job database cannot be reached.", retryable=True),
+}
+
+
+def status_for(code: str | None) -> int:
+    entry = CODES.get(code or "")
+    return entry.status if entry else 500
+
+
+class StagingError(Exception):
+    """An error that reaches a client as ``{"detail": ..., "code": ...}`` with the code's status."""
+
+    def __init__(self, code: str, detail: str, **extra: Any) -> None:
+        if code not in CODES:
+            raise ValueError(f"undeclared error code {code!r}")
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+        self.extra = extra
+
+    @property
+    def status_code(self) -> int:
+        return CODES[self.code].status
+
+    @property
+    def retryable(self) -> bool:
+        return CODES[self.code].retryable
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"detail": self.detail, "code": self.code, **self.extra}
+
+
+class DestinationAppeared(Exception):
+    """Raised by a method when its destination was created by someone else while it worked."""
+
+
+def from_os_error(exc: OSError) -> StagingError:
+    """Describe an operating-system error without the paths it carries."""
+    reason = exc.strerror or type(exc).__name__
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StagingError("no_space", f"no space left at the destination ({reason})")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return StagingError("permission_denied", f"the system refused access ({reason})")
+    return StagingError("io_error", f"input/output error ({reason})")

@@ -1,0 +1,42 @@
+"""Logging set-up: a size-rotated log file and stderr, levels from configuration."""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import os
+
+from .config import Settings
+
+LOGGER_NAME = "skao_staging"
+FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+_HANDLER_MARK = "_skao_staging_handler"
+
+
+def configure_logging(settings: Settings) -> logging.Logger:
+    """(Re)configure the service logger; replaces handlers installed by an earlier call."""
+    logger = logging.getLogger(LOGGER_NAME)
+    for handler in [h for h in logger.handlers if getattr(h, _HANDLER_MARK, False)]:
+        logger.removeHandler(handler)
+        handler.close()
+    log_dir = os.path.dirname(os.path.abspath(settings.log_file))
+    os.makedirs(log_dir, exist_ok=True)
+    file_handler = logging.handlers.RotatingFileHandler(
+        settings.log_file,
+        maxBytes=settings.log_max_bytes,
+        backupCount=settings.log_backup_count,
+        encoding="utf-8",
+    )
+    stderr_handler = logging.StreamHandler()
+    formatter = logging.Formatter(FORMAT)
+    for handler in (file_handler, stderr_handler):
+        handler.setFormatter(formatter)
+        setattr(handler, _HANDLER_MARK, True)
+        logger.addHandler(handler)
+    logger.setLevel(settings.log_level)
+    logger.propagate = False
+    return logger
+
+
+def get_logger(name: str) -> logging.Logger:
+    return logging.getLogger(f"{LOGGER_NAME}.{name}")

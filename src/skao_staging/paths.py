@@ -1,0 +1,215 @@
+"""The only place where user strings become filesystem paths.
+
+Sources are confined to the storage roots (symlinks are followed only while they stay inside one);
+destinations to the user's area, whose folders are walked and created with directory file
+descriptors and ``O_NOFOLLOW``, so a folder swapped for a symlink cannot redirect a write.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import stat
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import StagingError
+
+USERNAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")
+MAX_PATH_BYTES = 4096
+MAX_NAME_BYTES = 255
+DIR_MODE = 0o755
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def validate_username(username: str | None) -> str:
+    if not username or not USERNAME_PATTERN.fullmatch(username):
+        raise StagingError(
+            "invalid_username",
+            "username must be 1-64 characters of letters, digits, '.', '_' or '-', "
+            "and must not start with '.' or '-'",
+        )
+    return username
+
+
+def _check_text(raw: str | None, what: str) -> str:
+    if raw is None or raw == "":
+        raise StagingError("invalid_path", f"{what} is required")
+    if "\x00" in raw:
+        raise StagingError("invalid_path", f"{what} contains a NUL character")
+    if _CONTROL_CHARS.search(raw):
+        raise StagingError("invalid_path", f"{what} contains a control character")
+    if len(raw.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
+        raise StagingError("invalid_path", f"{what} is longer than {MAX_PATH_BYTES} bytes")
+    return raw
+
+
+def _components(raw: str, what: str) -> tuple[str, ...]:
+    parts = tuple(part for part in raw.split("/") if part not in ("", "."))
+    if ".." in parts:
+        raise StagingError("invalid_path", f"{what} must not contain '..'")
+    for part in parts:
+        if len(part.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+            raise StagingError("invalid_path", f"{what} has a name longer than {MAX_NAME_BYTES} bytes")
+    return parts
+
+
+def validate_relative_path(raw: str | None) -> tuple[str, ...]:
+    """Split a destination path into safe components: relative, no '..', no NUL, not empty."""
+    text = _check_text(raw, "relative_path")
+    if text.startswith("/"):
+        raise StagingError("invalid_path", "relative_path must be relative to the user area")
+    parts = _components(text, "relative_path")
+    if not parts:
+        raise StagingError("invalid_path", "relative_path must name a file or folder")
+    return parts
+
+
+def is_within(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+class StorageRoots:
+    """The configured archive folders, canonicalised once."""
+
+    def __init__(self, roots: Sequence[Path]) -> None:
+        self.configured = [Path(os.path.abspath(root)) for root in roots]
+        self.real = [Path(os.path.realpath(root)) for root in roots]
+
+    def contains(self, real_path: Path) -> bool:
+        return any(is_within(real_path, root) for root in self.real)
+
+    def resolve_source(self, raw: str | None) -> Path:
+        """Map ``local_path_on_storage`` to a real path inside a storage root that exists."""
+        text = _check_text(raw, "local_path_on_storage")
+        parts = _components(text, "local_path_on_storage")
+        if text.startswith("/"):
+            candidate = Path("/", *parts)
+            lexical_roots = self.configured + self.real
+            if not any(is_within(candidate, root) for root in lexical_roots):
+                raise StagingError("source_outside_storage", f"'{text}' is not inside a storage root")
+        else:
+            candidate = self.configured[0].joinpath(*parts)
+        real = Path(os.path.realpath(candidate))
+        if not self.contains(real):
+            raise StagingError("source_outside_storage", f"'{text}' leads outside the storage roots")
+        try:
+            mode = os.stat(real).st_mode
+        except FileNotFoundError:
+            raise StagingError("source_not_found", f"source '{text}' does not exist") from None
+        except OSError:
+            raise StagingError("source_not_found", f"source '{text}' cannot be read") from None
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            raise StagingError("unsupported_source", f"source '{text}' is neither a file nor a folder")
+        return real
+
+
+@dataclass(frozen=True)
+class SourceEntry:
+    """One file or folder of a source tree, by its path relative to the tree's top."""
+
+    parts: tuple[str, ...]
+    real: Path
+    is_dir: bool
+    size: int
+
+
+def walk_source(top: Path, roots: StorageRoots) -> list[SourceEntry]:
+    """List a source folder depth-first (folders before their content); symlinks must stay in storage."""
+    entries: list[SourceEntry] = []
+    seen_dirs: set[tuple[int, int]] = set()
+
+    def visit(folder: Path, prefix: tuple[str, ...]) -> None:
+        st = os.stat(folder)
+        if (st.st_dev, st.st_ino) in seen_dirs:
+            raise StagingError("unsupported_source", "the source folder contains a symlink loop")
+        seen_dirs.add((st.st_dev, st.st_ino))
+        with os.scandir(folder) as listing:
+            children = sorted(listing, key=lambda entry: entry.name)
+        for child in children:
+            real = Path(os.path.realpath(child.path)) if child.is_symlink() else Path(child.path)
+            if not roots.contains(real):
+                raise StagingError(
+                    "source_outside_storage", "a symlink in the source folder leads outside storage"
+                )
+            child_stat = os.stat(real)
+            parts = (*prefix, child.name)
+            if stat.S_ISDIR(child_stat.st_mode):
+                entries.append(SourceEntry(parts, real, True, 0))
+                visit(real, parts)
+            elif stat.S_ISREG(child_stat.st_mode):
+                entries.append(SourceEntry(parts, real, False, child_stat.st_size))
+            else:
+                raise StagingError("unsupported_source", "the source folder holds a special file")
+
+    visit(top, ())
+    return entries
+
+
+def user_area(template: str, username: str) -> Path:
+    return Path(os.path.abspath(template.replace("{username}", validate_username(username))))
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where a staging lands: a user's area and the validated components below it."""
+
+    area: Path
+    parts: tuple[str, ...]
+
+    @property
+    def path(self) -> Path:
+        return self.area.joinpath(*self.parts)
+
+    @property
+    def name(self) -> str:
+        return self.parts[-1]
+
+
+def resolve_destination(template: str, username: str, relative_path: str | None) -> Destination:
+    return Destination(user_area(template, username), validate_relative_path(relative_path))
+
+
+def open_dir_at(parent_fd: int, name: str, *, create: bool) -> int:
+    """Open (or create) one folder below ``parent_fd`` without following a symlink."""
+    try:
+        return os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+    except FileNotFoundError:
+        if not create:
+            raise
+    with suppress(FileExistsError):  # another staging created it meanwhile
+        os.mkdir(name, DIR_MODE, dir_fd=parent_fd)
+    return os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+
+
+@contextmanager
+def open_parent(dest: Destination, *, create: bool = True) -> Iterator[int]:
+    """Yield a descriptor of the destination's folder, walking from the user area with O_NOFOLLOW."""
+    if create:
+        os.makedirs(dest.area, mode=DIR_MODE, exist_ok=True)
+    fd = os.open(dest.area, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for part in dest.parts[:-1]:
+            try:
+                next_fd = open_dir_at(fd, part, create=create)
+            except OSError as exc:
+                raise _destination_error(exc) from exc
+            os.close(fd)
+            fd = next_fd
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _destination_error(exc: OSError) -> Exception:
+    if exc.errno == errno.ELOOP:
+        return StagingError("unsafe_destination", "a folder on the destination path is a symbolic link")
+    if exc.errno == errno.ENOTDIR:
+        return StagingError("destination_blocked", "a file stands where the destination needs a folder")
+    if exc.errno == errno.ENOENT:
+        return StagingError("destination_not_found", "the destination folder does not exist")
+    return exc

@@ -1,0 +1,94 @@
+"""Workers: threads that claim queued jobs from the database and run them, and the heartbeat.
+
+The database is the queue, so an embedded worker (inside ``serve``) and separate worker processes
+work the same way. The heartbeat renews the leases of this process's running jobs and gives the
+jobs of dead processes back to the queue.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from .logs import get_logger
+from .service import StagingService
+
+log = get_logger("worker")
+
+
+class Worker:
+    """A pool of threads, each claiming and executing one job at a time."""
+
+    def __init__(self, service: StagingService, threads: int) -> None:
+        self.service = service
+        self._stopping = threading.Event()
+        self._wakeups = threading.Semaphore(0)
+        self._threads = [
+            threading.Thread(target=self._run, name=f"staging-worker-{n}", daemon=True)
+            for n in range(threads)
+        ]
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+        log.info("worker %s started with %d threads", self.service.process_id, len(self._threads))
+
+    def wake(self) -> None:
+        """Tell one idle thread that a job was queued (idle threads also poll)."""
+        self._wakeups.release()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop claiming; wait up to ``timeout`` for running jobs to end."""
+        self._stopping.set()
+        for _ in self._threads:
+            self._wakeups.release()
+        for thread in self._threads:
+            thread.join(timeout / max(1, len(self._threads)))
+        log.info("worker %s stopped", self.service.process_id)
+
+    def _run(self) -> None:
+        poll = self.service.settings.poll_seconds
+        while not self._stopping.is_set():
+            try:
+                job = self.service.claim_next()
+            except Exception:
+                log.error("claiming a job failed; retrying in %.1fs", poll, exc_info=True)
+                self._stopping.wait(poll)
+                continue
+            if job is None:
+                self._wakeups.acquire(timeout=poll)
+                continue
+            self.service.execute(job)
+
+
+class Heartbeat:
+    """Renews this process's leases and re-queues the jobs of processes that stopped beating."""
+
+    def __init__(self, service: StagingService, on_requeue: threading.Event | None = None) -> None:
+        self.service = service
+        settings = service.settings
+        self.interval = settings.lease_seconds / 3
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="staging-heartbeat", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(5)
+
+    def beat(self) -> int:
+        service, settings = self.service, self.service.settings
+        service.jobs.heartbeat(service.active_job_ids(), service.process_id)
+        requeued = service.jobs.requeue_expired(settings.lease_seconds, settings.max_attempts)
+        if requeued:
+            log.warning("gave %d job(s) of stopped processes back to the queue", requeued)
+            service.on_submit()
+        return requeued
+
+    def _run(self) -> None:
+        while not self._stopping.wait(self.interval):
+            try:
+                self.beat()
+            except Exception:
+                log.error("heartbeat failed", exc_info=True)
