@@ -48,9 +48,7 @@ def migrate() -> None:
 
 @app.command()
 def worker(
-    concurrency: Annotated[
-        int | None, typer.Option(help="Jobs run at once (default STAGING_WORKER_THREADS).")
-    ] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Jobs run at once (default STAGING_WORKER_THREADS).")] = None,
 ) -> None:
     """Run jobs from the database until SIGTERM or SIGINT."""
     from .api.app import prepare_database
@@ -93,9 +91,7 @@ def stage(
     method: str,
     username: str,
     source: Annotated[str, typer.Argument(help="local_path_on_storage")],
-    relative_path: Annotated[
-        str, typer.Argument(help="Destination in the user area (a local file for downloads)")
-    ],
+    relative_path: Annotated[str, typer.Argument(help="Destination in the user area (a local file for downloads)")],
     url: UrlOption = DEFAULT_URL,
 ) -> None:
     """Stage SOURCE for USERNAME with METHOD through a running service, showing progress."""
@@ -116,9 +112,7 @@ def stage(
 
 
 def _follow(client: httpx.Client, job_id: int) -> dict[str, Any]:
-    with Progress(
-        *Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn(), console=console
-    ) as bar:
+    with Progress(*Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn(), console=console) as bar:
         task = bar.add_task(f"job {job_id}", total=None)
         while True:
             job: dict[str, Any] = client.get(f"/api/v1/jobs/{job_id}").json()

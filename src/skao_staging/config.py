@@ -55,9 +55,7 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(
         60.0, gt=0, description="A running job whose heartbeat is older than this is given back to the queue."
     )
-    max_attempts: int = Field(
-        3, ge=1, description="Attempts of a job whose worker died before it ends failed."
-    )
+    max_attempts: int = Field(3, ge=1, description="Attempts of a job whose worker died before it ends failed.")
     poll_seconds: float = Field(0.5, gt=0, description="How often an idle worker looks for queued jobs.")
     sync_timeout_seconds: float = Field(
         3600.0, gt=0, description="How long POST /stage_data waits for its job before answering 202."

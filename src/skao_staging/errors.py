@@ -27,14 +27,10 @@ CODES: dict[str, ErrorCode] = {
     ),
     "unknown_method": ErrorCode(400, "No staging method has that name."),
     "method_not_enabled": ErrorCode(400, "The method exists but this site does not offer it."),
-    "unsupported_source": ErrorCode(
-        400, "The source is neither a regular file nor a folder, or holds a symlink loop."
-    ),
+    "unsupported_source": ErrorCode(400, "The source is neither a regular file nor a folder, or holds a symlink loop."),
     "source_is_directory": ErrorCode(400, "The method serves single files only."),
     "link_not_possible": ErrorCode(400, "A hard link cannot cross filesystems; use local_copy."),
-    "source_outside_storage": ErrorCode(
-        403, "The source lies, or a symlink leads, outside the storage roots."
-    ),
+    "source_outside_storage": ErrorCode(403, "The source lies, or a symlink leads, outside the storage roots."),
     "unsafe_destination": ErrorCode(403, "A folder on the destination path is a symbolic link."),
     "link_not_permitted": ErrorCode(403, "The operating system refused the hard link."),
     "permission_denied": ErrorCode(403, "The operating system refused access to a file."),

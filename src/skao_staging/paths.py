@@ -30,8 +30,7 @@ def validate_username(username: str | None) -> str:
     if not username or not USERNAME_PATTERN.fullmatch(username):
         raise StagingError(
             "invalid_username",
-            "username must be 1-64 characters of letters, digits, '.', '_' or '-', "
-            "and must not start with '.' or '-'",
+            "username must be 1-64 characters of letters, digits, '.', '_' or '-', and must not start with '.' or '-'",
         )
     return username
 
@@ -133,9 +132,7 @@ def walk_source(top: Path, roots: StorageRoots) -> list[SourceEntry]:
         for child in children:
             real = Path(os.path.realpath(child.path)) if child.is_symlink() else Path(child.path)
             if not roots.contains(real):
-                raise StagingError(
-                    "source_outside_storage", "a symlink in the source folder leads outside storage"
-                )
+                raise StagingError("source_outside_storage", "a symlink in the source folder leads outside storage")
             child_stat = os.stat(real)
             parts = (*prefix, child.name)
             if stat.S_ISDIR(child_stat.st_mode):
@@ -197,7 +194,7 @@ def open_parent(dest: Destination, *, create: bool = True) -> Iterator[int]:
             try:
                 next_fd = open_dir_at(fd, part, create=create)
             except OSError as exc:
-                raise _destination_error(exc) from exc
+                raise _destination_error(fd, part, exc) from exc
             os.close(fd)
             fd = next_fd
         yield fd
@@ -205,8 +202,13 @@ def open_parent(dest: Destination, *, create: bool = True) -> Iterator[int]:
         os.close(fd)
 
 
-def _destination_error(exc: OSError) -> Exception:
-    if exc.errno == errno.ELOOP:
+def _destination_error(parent_fd: int, name: str, exc: OSError) -> Exception:
+    """Explain why a folder of the destination path could not be opened."""
+    try:
+        is_link = stat.S_ISLNK(os.stat(name, dir_fd=parent_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        is_link = False
+    if is_link or exc.errno == errno.ELOOP:
         return StagingError("unsafe_destination", "a folder on the destination path is a symbolic link")
     if exc.errno == errno.ENOTDIR:
         return StagingError("destination_blocked", "a file stands where the destination needs a folder")

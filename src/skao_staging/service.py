@@ -26,10 +26,23 @@ from .paths import StorageRoots, resolve_destination, validate_username
 
 log = get_logger("service")
 PROGRESS_INTERVAL = 0.5
+MAX_RECORDED_TEXT = 8192
 
 
 def new_worker_id(role: str) -> str:
     return f"{role}@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def clip_for_record(fields: dict[str, Any]) -> dict[str, Any]:
+    """Make raw user input storable: valid UTF-8, cut to the column's size (hostile input is long)."""
+    clipped: dict[str, Any] = {}
+    for key, value in fields.items():
+        if isinstance(value, str):
+            value = value.encode("utf-8", "replace").decode("utf-8")
+            limit = getattr(StagingJob.__table__.c[key].type, "length", None) or MAX_RECORDED_TEXT
+            value = value if len(value) <= limit else value[: limit - 1] + "…"
+        clipped[key] = value
+    return clipped
 
 
 class _KeyedLocks:
@@ -115,9 +128,7 @@ class StagingService:
         try:
             staging_method = self.methods.get(method)
             if not staging_method.runs_in_worker:
-                raise StagingError(
-                    "invalid_request", f"{staging_method.name} is answered directly, not queued"
-                )
+                raise StagingError("invalid_request", f"{staging_method.name} is answered directly, not queued")
             validate_username(username)
             destination = resolve_destination(self.settings.user_areas, str(username), relative_path)
             source = self.roots.resolve_source(local_path_on_storage)
@@ -139,10 +150,8 @@ class StagingService:
 
     def record_refusal(self, fields: dict[str, Any], error: StagingError) -> StagingJob:
         """Record a refused request as a failed job; the error then carries the job's id."""
-        fields = {"request_id": str(uuid.uuid4()), **fields}
-        job = self.jobs.create(
-            status=JobStatus.FAILED, error_code=error.code, error_reason=error.detail, **fields
-        )
+        fields = {"request_id": str(uuid.uuid4()), **clip_for_record(fields)}
+        job = self.jobs.create(status=JobStatus.FAILED, error_code=error.code, error_reason=error.detail, **fields)
         error.extra["job_id"] = job.id
         log.warning(
             "job %s refused method=%s user=%s source=%s relative_path=%s code=%s reason=%s",
@@ -278,9 +287,7 @@ class StagingService:
             read_only=result.read_only,
             error_reason=result.note,
         )
-        self._log_end(
-            job, status.value, started, finished, f"bytes={result.bytes} checksum={result.checksum}"
-        )
+        self._log_end(job, status.value, started, finished, f"bytes={result.bytes} checksum={result.checksum}")
 
     def _fail(self, job: StagingJob, worker_id: str, error: StagingError, started: float) -> None:
         finished = self.jobs.finish(

@@ -23,8 +23,7 @@ class Worker:
         self._stopping = threading.Event()
         self._wakeups = threading.Semaphore(0)
         self._threads = [
-            threading.Thread(target=self._run, name=f"staging-worker-{n}", daemon=True)
-            for n in range(threads)
+            threading.Thread(target=self._run, name=f"staging-worker-{n}", daemon=True) for n in range(threads)
         ]
 
     def start(self) -> None:

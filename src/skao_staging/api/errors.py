@@ -44,9 +44,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def http_error(_request: Request, exc: HTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, "http_error")
-        return JSONResponse(
-            {"detail": str(exc.detail), "code": code}, status_code=exc.status_code, headers=exc.headers
-        )
+        return JSONResponse({"detail": str(exc.detail), "code": code}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(OperationalError)
     async def database_down(_request: Request, _exc: OperationalError) -> JSONResponse:

@@ -13,9 +13,7 @@ from ..db import StagingJob
 class StageBody(BaseModel):
     """The seed's request body."""
 
-    local_path_on_storage: str = Field(
-        description="Source: absolute inside a storage root, or relative to the first."
-    )
+    local_path_on_storage: str = Field(description="Source: absolute inside a storage root, or relative to the first.")
     relative_path: str = Field(description="Destination below the user's area (ignored by direct_download).")
 
 

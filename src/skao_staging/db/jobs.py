@@ -55,10 +55,7 @@ class JobStore:
         """Take the oldest queued job for ``worker_id``, or None when there is none."""
         with self.db.session() as session:
             candidate = (
-                select(StagingJob.id)
-                .where(StagingJob.status == JobStatus.QUEUED)
-                .order_by(StagingJob.id)
-                .limit(1)
+                select(StagingJob.id).where(StagingJob.status == JobStatus.QUEUED).order_by(StagingJob.id).limit(1)
             )
             if not self.db.is_sqlite:
                 candidate = candidate.with_for_update(skip_locked=True)

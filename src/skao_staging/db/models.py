@@ -39,7 +39,7 @@ class StagingJob(Base):
 
     id: Mapped[int] = mapped_column(JobId, primary_key=True, autoincrement=True)
     request_id: Mapped[str] = mapped_column(String(36), index=True)
-    username: Mapped[str | None] = mapped_column(String(64))
+    username: Mapped[str | None] = mapped_column(String(255))
     method: Mapped[str | None] = mapped_column(String(32))
     local_path_on_storage: Mapped[str | None] = mapped_column(Text)
     relative_path: Mapped[str | None] = mapped_column(Text)
@@ -63,4 +63,5 @@ class StagingJob(Base):
     __table_args__ = (
         Index("ix_staging_jobs_status_id", "status", "id"),
         Index("ix_staging_jobs_username_id", "username", "id"),
+        {"mysql_charset": "utf8mb4", "mariadb_charset": "utf8mb4"},
     )

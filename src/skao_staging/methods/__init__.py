@@ -29,9 +29,7 @@ class MethodRegistry:
             for method in _ALL
             if method.name in settings.methods and (problem := method.availability_problem(settings))
         }
-        self.enabled = [
-            name for name in ALL_METHODS if name in settings.methods and name not in self.unavailable
-        ]
+        self.enabled = [name for name in ALL_METHODS if name in settings.methods and name not in self.unavailable]
 
     def canonical(self, name: str | None) -> str | None:
         if name is None:

@@ -71,9 +71,7 @@ class HardLink(LocalMethod):
                     "the storage and the user area are different filesystems here; use local_copy",
                 ) from exc
             if exc.errno == errno.EPERM:
-                raise StagingError(
-                    "link_not_permitted", "the system does not allow linking this file"
-                ) from exc
+                raise StagingError("link_not_permitted", "the system does not allow linking this file") from exc
             raise
         progress(source.size)
         return None

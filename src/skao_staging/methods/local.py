@@ -149,9 +149,7 @@ class LocalMethod(StagingMethod):
             raise self._conflict()
         return self._result("skipped", plan, checksums)
 
-    def _compare_tree(
-        self, plan: SourcePlan, parent_fd: int, name: str
-    ) -> list[tuple[str, int, int | None]] | None:
+    def _compare_tree(self, plan: SourcePlan, parent_fd: int, name: str) -> list[tuple[str, int, int | None]] | None:
         with ExitStack() as stack:
             top_fd = open_dir_at(parent_fd, name, create=False)
             stack.callback(os.close, top_fd)
@@ -168,9 +166,7 @@ class LocalMethod(StagingMethod):
                 checksums.append(("/".join(entry.parts), entry.size, match.adler))
             return checksums
 
-    def _transfer(
-        self, plan: SourcePlan, parent_fd: int, name: str, temp: str, ctx: TransferContext
-    ) -> TransferResult:
+    def _transfer(self, plan: SourcePlan, parent_fd: int, name: str, temp: str, ctx: TransferContext) -> TransferResult:
         total, done = plan.bytes_total, [0]
 
         def progress_of_file(file_done: int) -> None:
@@ -206,9 +202,7 @@ class LocalMethod(StagingMethod):
         publish_dir(parent_fd, temp, name)
         return self._result("succeeded", plan, checksums)
 
-    def _result(
-        self, outcome: str, plan: SourcePlan, checksums: list[tuple[str, int, int | None]]
-    ) -> TransferResult:
+    def _result(self, outcome: str, plan: SourcePlan, checksums: list[tuple[str, int, int | None]]) -> TransferResult:
         checksum: str | None = None
         known = [(path, size, adler) for path, size, adler in checksums if adler is not None]
         if len(known) == len(checksums):

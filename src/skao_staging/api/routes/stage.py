@@ -36,9 +36,7 @@ async def stage_data(
     body: StageBody,
     service: ServiceDep,
     waiters: WaitersDep,
-    method: Annotated[
-        str | None, Query(description="local_copy, symlink_copy, direct_download, jupyter_copy")
-    ] = None,
+    method: Annotated[str | None, Query(description="local_copy, symlink_copy, direct_download, jupyter_copy")] = None,
     username: Annotated[str | None, Query(description="The user whose area receives the data")] = None,
 ) -> Response:
     """Stage ``local_path_on_storage`` to ``<user area>/<relative_path>`` with ``method``.
@@ -46,14 +44,9 @@ async def stage_data(
     Answers 200 with the finished job (``succeeded``, or ``skipped`` when the destination already
     holds the same content), an error with its code, or for ``direct_download`` the file itself.
     """
-    if (
-        service.methods.canonical(method) == "direct_download"
-        and "direct_download" in service.methods.enabled
-    ):
+    if service.methods.canonical(method) == "direct_download" and "direct_download" in service.methods.enabled:
         return await download_response(service, username, body.local_path_on_storage, body.relative_path)
-    job = await run_in_threadpool(
-        service.submit, method, username, body.local_path_on_storage, body.relative_path
-    )
+    job = await run_in_threadpool(service.submit, method, username, body.local_path_on_storage, body.relative_path)
     job = await waiters.wait(job.id, service.settings.sync_timeout_seconds)
     answer = Job.of(job)
     if job.status == JobStatus.FAILED:

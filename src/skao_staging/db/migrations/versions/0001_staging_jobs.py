@@ -25,7 +25,7 @@ def upgrade() -> None:
         "staging_jobs",
         sa.Column("id", JOB_ID, primary_key=True, autoincrement=True),
         sa.Column("request_id", sa.String(36), nullable=False),
-        sa.Column("username", sa.String(64)),
+        sa.Column("username", sa.String(255)),
         sa.Column("method", sa.String(32)),
         sa.Column("local_path_on_storage", sa.Text()),
         sa.Column("relative_path", sa.Text()),
@@ -45,6 +45,8 @@ def upgrade() -> None:
         sa.Column("started_at", TIMESTAMP),
         sa.Column("finished_at", TIMESTAMP),
         sa.Column("updated_at", TIMESTAMP, nullable=False),
+        mysql_charset="utf8mb4",
+        mariadb_charset="utf8mb4",
     )
     op.create_index("ix_staging_jobs_request_id", "staging_jobs", ["request_id"])
     op.create_index("ix_staging_jobs_status_id", "staging_jobs", ["status", "id"])

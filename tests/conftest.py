@@ -1,0 +1,181 @@
+"""Shared fixtures: a real service on loopback (uvicorn in a thread) over SQLite and over MariaDB."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pymysql
+import pytest
+import uvicorn
+
+from skao_staging.api.app import create_app
+from skao_staging.config import Settings
+from skao_staging.db import Database, upgrade
+
+MARIADB = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LiveService:
+    url: str
+    settings: Settings
+    storage: Path
+    users: Path
+    outside: Path
+    log_file: Path
+    database_url: str
+
+    def user_area(self, username: str) -> Path:
+        return self.users / username
+
+    def stage(self, method: str, username: str, source: str, relative: str, **kwargs: Any) -> httpx.Response:
+        return httpx.post(
+            f"{self.url}/stage_data",
+            params={"method": method, "username": username},
+            json={"local_path_on_storage": source, "relative_path": relative},
+            timeout=60,
+            **kwargs,
+        )
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return httpx.get(f"{self.url}{path}", timeout=30, **kwargs)
+
+    def write_source(self, name: str, data: bytes, mode: int = 0o444) -> Path:
+        path = self.storage / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        path.chmod(mode)
+        return path
+
+    def job_row(self, job_id: int) -> dict[str, Any]:
+        """The job as stored, read straight from the database (not through the API)."""
+        from sqlalchemy import text
+
+        db = Database(self.database_url)
+        try:
+            with db.engine.connect() as connection:
+                row = connection.execute(text("SELECT * FROM staging_jobs WHERE id = :id"), {"id": job_id})
+                return dict(row.mappings().one())
+        finally:
+            db.dispose()
+
+
+class ThreadedServer:
+    """uvicorn serving an app in a thread of the test process, on a real loopback socket."""
+
+    def __init__(self, app: Any, port: int) -> None:
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> ThreadedServer:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+
+
+@pytest.fixture(scope="session")
+def mariadb_url() -> Iterator[str]:
+    """A fresh database on the local MariaDB for this run, dropped afterwards."""
+    name = f"skao_test_{uuid.uuid4().hex[:10]}"
+    try:
+        connection = pymysql.connect(**MARIADB, connect_timeout=5)
+    except pymysql.err.OperationalError as exc:
+        pytest.fail(f"MariaDB is not reachable on 127.0.0.1:3306 ({exc}); .ci/run starts it")
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
+    try:
+        yield f"mysql+pymysql://root@127.0.0.1:3306/{name}"
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS {name}")
+        connection.close()
+
+
+def make_settings(base: Path, database_url: str, **overrides: Any) -> Settings:
+    storage, users = base / "storage", base / "users"
+    storage.mkdir(parents=True, exist_ok=True)
+    users.mkdir(parents=True, exist_ok=True)
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "storage_roots": [storage],
+        "user_areas": str(users / "{username}"),
+        "log_file": base / "staging_service.log",
+        "log_level": "DEBUG",
+        "lease_seconds": 5.0,
+        "poll_seconds": 0.2,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture(scope="session", params=["sqlite", "mariadb"])
+def service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
+    """One running service per database backend, shared by the tests (each uses its own user)."""
+    base = tmp_path_factory.mktemp(f"service-{request.param}")
+    if request.param == "sqlite":
+        url = f"sqlite:///{base / 'staging.db'}"
+    else:
+        url = request.getfixturevalue("mariadb_url")
+        db = Database(url)
+        upgrade(db)
+        db.dispose()
+    settings = make_settings(base, url)
+    outside = base / "outside"
+    outside.mkdir()
+    port = free_port()
+    with ThreadedServer(create_app(settings), port):
+        yield LiveService(
+            url=f"http://127.0.0.1:{port}",
+            settings=settings,
+            storage=base / "storage",
+            users=base / "users",
+            outside=outside,
+            log_file=Path(settings.log_file),
+            database_url=url,
+        )
+
+
+@pytest.fixture
+def user() -> str:
+    return f"u{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def name() -> str:
+    """A unique name for this test's sources."""
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+def tree_files(top: Path) -> dict[str, bytes]:
+    return {str(path.relative_to(top)): path.read_bytes() for path in sorted(top.rglob("*")) if path.is_file()}
+
+
+def leftovers(top: Path) -> list[str]:
+    """Temporary names left anywhere below ``top``."""
+    return [str(path) for path in top.rglob(".skao-staging-*")]
+
+
+os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
