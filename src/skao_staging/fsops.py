@@ -108,7 +108,8 @@ class _Verifier(threading.Thread):
 
     def _adler_of_dest(self, offset: int, count: int) -> int:
         skew = offset % mmap.ALLOCATIONGRANULARITY  # copy_file_range may return short counts
-        with mmap.mmap(self.dst_fd, count + skew, prot=mmap.PROT_READ, offset=offset - skew) as mapped:
+        flags = mmap.MAP_SHARED | mmap.MAP_POPULATE  # map the pages at once, not fault by fault
+        with mmap.mmap(self.dst_fd, count + skew, flags=flags, prot=mmap.PROT_READ, offset=offset - skew) as mapped:
             view = memoryview(mapped)
             try:
                 return adler32(view[skew:], self.dest_adler)

@@ -264,11 +264,12 @@ class StagingService:
             return method.stage(context)
 
     def _progress_reporter(self, job_id: int, worker_id: str) -> Callable[[int, int], None]:
-        last = [0.0]
+        """Write progress at most every PROGRESS_INTERVAL; quick jobs only record their end."""
+        last = [time.monotonic()]
 
         def report(done: int, total: int) -> None:
             now = time.monotonic()
-            if done in (0, total) or now - last[0] >= PROGRESS_INTERVAL:
+            if now - last[0] >= PROGRESS_INTERVAL:
                 last[0] = now
                 self.jobs.report_progress(job_id, worker_id, done, total)
 

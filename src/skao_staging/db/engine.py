@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, make_url, text
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 
 
 def _sqlite_engine(url: str) -> Engine:
@@ -42,19 +42,21 @@ def make_engine(url: str) -> Engine:
 
 
 class Database:
-    """One engine and its session factory."""
+    """One engine, and transactions on it."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite has one writer at a time. Threads of this process take turns here rather than in
+        # SQLite's busy handler, which sleeps in steps of up to 100 ms when a lock is taken.
+        self._sqlite_turn: AbstractContextManager[Any] = threading.Lock() if self.is_sqlite else nullcontext()
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """A session whose transaction commits on success and rolls back on error."""
-        with self._sessions() as session, session.begin():
-            yield session
+    def transaction(self) -> Iterator[Connection]:
+        """A connection in a transaction that commits on success and rolls back on error."""
+        with self._sqlite_turn, self.engine.begin() as connection:
+            yield connection
 
     def ping(self) -> None:
         with self.engine.connect() as connection:

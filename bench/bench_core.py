@@ -1,0 +1,196 @@
+"""Benchmark of the core service, measured in one run against baselines of the same run.
+
+    .venv/bin/python bench/bench_core.py [--size-mib 512] [--runs 5] [--links 400]
+
+1. local_copy of a large file through the API (verification on) against ``cp`` of the same file.
+2. Latency of a cheap GET (one job read from the database) alone, and while two large copies run.
+3. Hard-link stagings per second through the seed endpoint (SQLite, embedded worker).
+Prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+BIN = Path(sys.executable).with_name("skao-staging")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Service:
+    def __init__(self, base: Path) -> None:
+        self.base, self.port = base, free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {key: value for key, value in os.environ.items() if not key.startswith("STAGING_")}
+        env.update(
+            STAGING_STORAGE_ROOTS=str(base / "storage"),
+            STAGING_USER_AREAS=str(base / "users" / "{username}"),
+            STAGING_DATABASE_URL=f"sqlite:///{base / 'staging.db'}",
+            STAGING_LOG_FILE=str(base / "staging_service.log"),
+        )
+        self.process = subprocess.Popen(
+            [str(BIN), "serve", "--port", str(self.port)], env=env, stderr=subprocess.DEVNULL
+        )
+        for _ in range(300):
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise RuntimeError("service did not start")
+
+    def stage(self, client: httpx.Client, method: str, user: str, source: str, relative: str) -> dict[str, object]:
+        response = client.post(
+            f"{self.url}/stage_data",
+            params={"method": method, "username": user},
+            json={"local_path_on_storage": source, "relative_path": relative},
+            timeout=600,
+        )
+        response.raise_for_status()
+        body: dict[str, object] = response.json()
+        return body
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(30)
+
+
+def timed(action: object) -> float:
+    assert callable(action)
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+def bench_copy(service: Service, base: Path, runs: int) -> tuple[float, float]:
+    source = base / "storage" / "big.bin"
+    cp_times, api_times = [], []
+    with httpx.Client() as client:
+        for run in range(runs):
+            target = base / f"cp-{run}.bin"
+            cp_times.append(timed(lambda t=target: subprocess.run(["cp", str(source), str(t)], check=True)))
+            target.unlink()
+            api_times.append(timed(lambda r=run: service.stage(client, "local_copy", "bench", "big.bin", f"c{r}.bin")))
+            (base / "users" / "bench" / f"c{run}.bin").unlink()
+    return statistics.median(cp_times), statistics.median(api_times)
+
+
+def latencies(service: Service, job_id: int, count: int) -> list[float]:
+    with httpx.Client() as client:
+        client.get(f"{service.url}/api/v1/jobs/{job_id}")
+        return [
+            timed(lambda: client.get(f"{service.url}/api/v1/jobs/{job_id}").raise_for_status()) for _ in range(count)
+        ]
+
+
+def p99(values: list[float]) -> float:
+    return statistics.quantiles(values, n=100)[98]
+
+
+def bench_latency_under_copies(service: Service, base: Path, count: int) -> tuple[list[float], list[float]]:
+    with httpx.Client() as client:
+        job_id = int(service.stage(client, "local_copy", "lat", "big.bin", "warm.bin")["job_id"])
+    quiet = latencies(service, job_id, count)
+    stop = threading.Event()
+
+    def copy_loop(worker: int) -> None:
+        with httpx.Client() as client:
+            run = 0
+            while not stop.is_set():
+                service.stage(client, "local_copy", f"load{worker}", "big.bin", f"x{run}.bin")
+                (base / "users" / f"load{worker}" / f"x{run}.bin").unlink()
+                run += 1
+
+    threads = [threading.Thread(target=copy_loop, args=(worker,)) for worker in range(2)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.3)
+    busy = latencies(service, job_id, count)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    return quiet, busy
+
+
+def bench_links(service: Service, base: Path, count: int, concurrency: int) -> float:
+    for index in range(count):
+        path = base / "storage" / "links" / f"f{index}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+        path.chmod(0o444)
+    clients = [httpx.Client() for _ in range(concurrency)]
+
+    def one(index: int) -> None:
+        body = service.stage(clients[index % concurrency], "symlink_copy", "linker", f"links/f{index}", f"l/f{index}")
+        assert body["status"] == "succeeded", body
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(one, range(count)))
+    elapsed = time.perf_counter() - started
+    for client in clients:
+        client.close()
+    return count / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size-mib", type=int, default=512)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--gets", type=int, default=400)
+    parser.add_argument("--links", type=int, default=400)
+    parser.add_argument("--concurrency", type=int, default=8)
+    args = parser.parse_args()
+
+    base = Path(tempfile.mkdtemp(prefix="skao-bench-"))
+    (base / "storage").mkdir()
+    with open(base / "storage" / "big.bin", "wb") as out:
+        for _ in range(args.size_mib):
+            out.write(os.urandom(1024 * 1024))
+    service = Service(base)
+    try:
+        cp_time, api_time = bench_copy(service, base, args.runs)
+        quiet, busy = bench_latency_under_copies(service, base, args.gets)
+        links_per_second = bench_links(service, base, args.links, args.concurrency)
+    finally:
+        service.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+    mib = args.size_mib
+    print(f"\n| measure ({mib} MiB file, median of {args.runs}) | value | baseline | ratio |")
+    print("|---|---|---|---|")
+    print(
+        f"| local_copy via API, verified vs `cp` | {api_time:.3f} s ({mib / api_time:.0f} MiB/s) "
+        f"| {cp_time:.3f} s ({mib / cp_time:.0f} MiB/s) | {api_time / cp_time:.2f} |"
+    )
+    print(
+        f"| GET /api/v1/jobs/{{id}} p99 while 2 copies run ({args.gets} requests) | {p99(busy) * 1000:.1f} ms "
+        f"| {p99(quiet) * 1000:.1f} ms idle | {p99(busy) / p99(quiet):.2f} |"
+    )
+    print(f"| same, p50 | {statistics.median(busy) * 1000:.1f} ms | {statistics.median(quiet) * 1000:.1f} ms idle | |")
+    print(
+        f"| symlink_copy stagings/s ({args.links} requests, {args.concurrency} clients, SQLite) "
+        f"| {links_per_second:.0f}/s | | |"
+    )
+
+
+if __name__ == "__main__":
+    main()
