@@ -151,6 +151,18 @@ def bench_links(service: Service, base: Path, count: int, concurrency: int) -> f
     return count / elapsed
 
 
+def bench_get_rate(service: Service, path: str, count: int, concurrency: int) -> float:
+    """Requests per second of a GET with the same clients: the framework's ceiling on this machine."""
+    clients = [httpx.Client() for _ in range(concurrency)]
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(lambda i: clients[i % concurrency].get(f"{service.url}{path}").raise_for_status(), range(count)))
+    elapsed = time.perf_counter() - started
+    for client in clients:
+        client.close()
+    return count / elapsed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size-mib", type=int, default=512)
@@ -170,6 +182,8 @@ def main() -> None:
         cp_time, api_time = bench_copy(service, base, args.runs)
         quiet, busy = bench_latency_under_copies(service, base, args.gets)
         links_per_second = bench_links(service, base, args.links, args.concurrency)
+        health_rate = bench_get_rate(service, "/healthz", 2 * args.links, args.concurrency)
+        job_read_rate = bench_get_rate(service, "/api/v1/jobs/1", 2 * args.links, args.concurrency)
     finally:
         service.stop()
         shutil.rmtree(base, ignore_errors=True)
@@ -187,9 +201,10 @@ def main() -> None:
     )
     print(f"| same, p50 | {statistics.median(busy) * 1000:.1f} ms | {statistics.median(quiet) * 1000:.1f} ms idle | |")
     print(
-        f"| symlink_copy stagings/s ({args.links} requests, {args.concurrency} clients, SQLite) "
-        f"| {links_per_second:.0f}/s | | |"
+        f"| symlink_copy stagings/s via POST /stage_data ({args.links} requests, {args.concurrency} clients, SQLite) "
+        f"| {links_per_second:.0f}/s | {health_rate:.0f}/s GET /healthz | {links_per_second / health_rate:.2f} |"
     )
+    print(f"| same clients, GET /api/v1/jobs/{{id}} (one row read) | {job_read_rate:.0f}/s | | |")
 
 
 if __name__ == "__main__":
