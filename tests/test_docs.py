@@ -1,0 +1,16 @@
+"""The README's configuration table names every setting, and only real ones."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from skao_staging.config import Settings
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_readme_documents_every_setting() -> None:
+    documented = set(re.findall(r"^\| `STAGING_([A-Z_]+)` \|", README.read_text(), re.MULTILINE))
+    settings = {name.upper() for name in Settings.model_fields}
+    assert documented == settings
