@@ -99,9 +99,7 @@ class JobStore:
             return
         with self.db.transaction() as connection:
             connection.execute(
-                update(jobs_table)
-                .where(c.id.in_(job_ids), c.worker_id == worker_id)
-                .values(heartbeat_at=utcnow())
+                update(jobs_table).where(c.id.in_(job_ids), c.worker_id == worker_id).values(heartbeat_at=utcnow())
             )
 
     def finish(self, job_id: int, worker_id: str, status: JobStatus, **fields: Any) -> bool:
