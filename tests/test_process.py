@@ -138,3 +138,34 @@ def test_kill_during_a_copy_leaves_nothing_half_written(served: Served, tmp_path
     assert job["attempts"] == 2
     assert (users / "carol" / "big.bin").read_bytes() == data
     assert leftovers(users) == []
+
+
+def test_migrate_command_and_unmigrated_database(tmp_path: Path) -> None:
+    import pymysql
+
+    from conftest import MARIADB
+
+    name = f"skao_test_{os.urandom(5).hex()}"
+    connection = pymysql.connect(**MARIADB, connect_timeout=5)
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("STAGING_")}
+    env["STAGING_DATABASE_URL"] = f"mysql+pymysql://root@127.0.0.1:3306/{name}"
+    env["STAGING_LOG_FILE"] = str(tmp_path / "log")
+    try:
+        refused = subprocess.run(
+            [str(BIN), "serve", "--port", str(free_port())], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert refused.returncode != 0
+        assert "run 'skao-staging migrate'" in refused.stderr
+        migrated = subprocess.run([str(BIN), "migrate"], env=env, capture_output=True, text=True, timeout=60)
+        assert migrated.returncode == 0, migrated.stderr
+        assert "revision 0001" in migrated.stdout
+        with connection.cursor() as cursor:
+            cursor.execute(f"SHOW COLUMNS FROM {name}.staging_jobs")
+            columns = {row[0] for row in cursor.fetchall()}
+        assert {"id", "local_path_on_storage", "relative_path", "status", "error_reason"} <= columns
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE {name}")
+        connection.close()

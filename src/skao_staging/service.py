@@ -115,6 +115,8 @@ class StagingService:
         local_path_on_storage: str | None,
         relative_path: str | None,
         request_id: str | None = None,
+        *,
+        wake_workers: bool = True,
     ) -> StagingJob:
         """Validate a staging request and queue it; a refusal is recorded, then raised."""
         request_id = request_id or str(uuid.uuid4())
@@ -145,7 +147,8 @@ class StagingService:
             local_path_on_storage,
             destination.path,
         )
-        self.on_submit()
+        if wake_workers:
+            self.on_submit()
         return job
 
     def record_refusal(self, fields: dict[str, Any], error: StagingError) -> StagingJob:

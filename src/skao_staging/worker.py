@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 
+from .db import StagingJob
 from .logs import get_logger
 from .service import StagingService
 
@@ -22,6 +23,9 @@ class Worker:
         self.service = service
         self._stopping = threading.Event()
         self._wakeups = threading.Semaphore(0)
+        # Execution slots, shared by the worker threads and direct hand-offs (run_now): at most
+        # `threads` jobs run at once in this process, whichever path they came by.
+        self._slots = threading.BoundedSemaphore(threads)
         self._threads = [
             threading.Thread(target=self._run, name=f"staging-worker-{n}", daemon=True) for n in range(threads)
         ]
@@ -44,25 +48,50 @@ class Worker:
             thread.join(timeout / max(1, len(self._threads)))
         log.info("worker %s stopped", self.service.process_id)
 
+    def run_now(self, job_id: int) -> StagingJob | None:
+        """Run a just-queued job in the calling thread when a slot is free; the finished job, or None.
+
+        A synchronous request then skips the hand-off to a worker thread and back. The job was
+        queued first and is claimed like any other, so leases and crash recovery are unchanged.
+        """
+        if self._stopping.is_set() or not self._slots.acquire(blocking=False):
+            return None
+        try:
+            job = self.service.jobs.claim(job_id, self.service.process_id)
+            if job is None:
+                return None
+            self.service.execute(job)
+        finally:
+            self._slots.release()
+        return self.service.jobs.get(job_id)
+
     def _run(self) -> None:
         poll = self.service.settings.poll_seconds
         while not self._stopping.is_set():
-            try:
-                job = self.service.claim_next()
-            except Exception:
-                log.error("claiming a job failed; retrying in %.1fs", poll, exc_info=True)
-                self._stopping.wait(poll)
+            if not self._slots.acquire(timeout=poll):
                 continue
+            try:
+                job = self._claim(poll)
+                if job is not None:
+                    self.service.execute(job)
+            finally:
+                self._slots.release()
             if job is None:
                 self._wakeups.acquire(timeout=poll)
-                continue
-            self.service.execute(job)
+
+    def _claim(self, poll: float) -> StagingJob | None:
+        try:
+            return self.service.claim_next()
+        except Exception:
+            log.error("claiming a job failed; retrying in %.1fs", poll, exc_info=True)
+            self._stopping.wait(poll)
+            return None
 
 
 class Heartbeat:
     """Renews this process's leases and re-queues the jobs of processes that stopped beating."""
 
-    def __init__(self, service: StagingService, on_requeue: threading.Event | None = None) -> None:
+    def __init__(self, service: StagingService) -> None:
         self.service = service
         settings = service.settings
         self.interval = settings.lease_seconds / 3

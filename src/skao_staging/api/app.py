@@ -54,7 +54,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         worker.start()
     heartbeat = Heartbeat(service)
     heartbeat.start()
-    app.state.service, app.state.waiters = service, waiters
+    app.state.service, app.state.waiters, app.state.worker = service, waiters, worker
     log.info(
         "skao-staging %s ready: methods=%s database=%s",
         __version__,

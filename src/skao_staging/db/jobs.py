@@ -85,6 +85,27 @@ class JobStore:
             row = connection.execute(select(jobs_table).where(c.id == job_id)).first()
         return None if row is None else _job(row)
 
+    def claim(self, job_id: int, worker_id: str) -> StagingJob | None:
+        """Take one given job if it is still queued (a direct hand-off to an idle worker slot)."""
+        now = utcnow()
+        statement = (
+            update(jobs_table)
+            .where(c.id == job_id, c.status == JobStatus.QUEUED)
+            .values(
+                status=JobStatus.RUNNING,
+                worker_id=worker_id,
+                attempts=c.attempts + 1,
+                started_at=now,
+                heartbeat_at=now,
+                updated_at=now,
+            )
+        )
+        with self.db.transaction() as connection:
+            if connection.execute(statement).rowcount != 1:
+                return None
+            row = connection.execute(select(jobs_table).where(c.id == job_id)).first()
+        return None if row is None else _job(row)
+
     def report_progress(self, job_id: int, worker_id: str, bytes_done: int, bytes_total: int) -> None:
         now = utcnow()
         with self.db.transaction() as connection:

@@ -8,9 +8,9 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from ...db import JobStatus
+from ...db import FINAL_STATUSES, JobStatus, StagingJob
 from ...errors import status_for
-from ..deps import ServiceDep, WaitersDep
+from ..deps import ServiceDep, WaitersDep, WorkerDep
 from ..schemas import ErrorBody, Job, StageBody
 from .download import download_response
 
@@ -36,6 +36,7 @@ async def stage_data(
     body: StageBody,
     service: ServiceDep,
     waiters: WaitersDep,
+    worker: WorkerDep,
     method: Annotated[str | None, Query(description="local_copy, symlink_copy, direct_download, jupyter_copy")] = None,
     username: Annotated[str | None, Query(description="The user whose area receives the data")] = None,
 ) -> Response:
@@ -46,8 +47,19 @@ async def stage_data(
     """
     if service.methods.canonical(method) == "direct_download" and "direct_download" in service.methods.enabled:
         return await download_response(service, username, body.local_path_on_storage, body.relative_path)
-    job = await run_in_threadpool(service.submit, method, username, body.local_path_on_storage, body.relative_path)
-    job = await waiters.wait(job.id, service.settings.sync_timeout_seconds)
+
+    def queue_and_maybe_run() -> StagingJob:
+        job = service.submit(
+            method, username, body.local_path_on_storage, body.relative_path, wake_workers=worker is None
+        )
+        finished = worker.run_now(job.id) if worker is not None else None
+        if finished is None and worker is not None:
+            worker.wake()
+        return finished or job
+
+    job = await run_in_threadpool(queue_and_maybe_run)
+    if job.status not in FINAL_STATUSES:
+        job = await waiters.wait(job.id, service.settings.sync_timeout_seconds)
     answer = Job.of(job)
     if job.status == JobStatus.FAILED:
         content = {"detail": job.error_reason, "code": job.error_code, "job_id": job.id}
