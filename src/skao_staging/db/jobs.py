@@ -59,10 +59,10 @@ class JobStore:
             rows = connection.execute(query.order_by(c.id.desc()).limit(limit).offset(offset)).all()
         return [_job(row) for row in rows], total
 
-    def claim_next(self, worker_id: str) -> StagingJob | None:
-        """Take the oldest queued job for ``worker_id``, or None when there is none."""
+    @staticmethod
+    def _claim_values(worker_id: str) -> dict[str, Any]:
         now = utcnow()
-        claim = {
+        return {
             "status": JobStatus.RUNNING,
             "worker_id": worker_id,
             "attempts": c.attempts + 1,
@@ -70,6 +70,10 @@ class JobStore:
             "heartbeat_at": now,
             "updated_at": now,
         }
+
+    def claim_next(self, worker_id: str) -> StagingJob | None:
+        """Take the oldest queued job for ``worker_id``, or None when there is none."""
+        claim = self._claim_values(worker_id)
         oldest = select(c.id).where(c.status == JobStatus.QUEUED).order_by(c.id).limit(1)
         with self.db.transaction() as connection:
             if self.db.is_sqlite:  # one statement; the database's single writer makes it atomic
@@ -87,18 +91,10 @@ class JobStore:
 
     def claim(self, job_id: int, worker_id: str) -> StagingJob | None:
         """Take one given job if it is still queued (a direct hand-off to an idle worker slot)."""
-        now = utcnow()
         statement = (
             update(jobs_table)
             .where(c.id == job_id, c.status == JobStatus.QUEUED)
-            .values(
-                status=JobStatus.RUNNING,
-                worker_id=worker_id,
-                attempts=c.attempts + 1,
-                started_at=now,
-                heartbeat_at=now,
-                updated_at=now,
-            )
+            .values(**self._claim_values(worker_id))
         )
         with self.db.transaction() as connection:
             if connection.execute(statement).rowcount != 1:

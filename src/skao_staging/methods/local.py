@@ -20,7 +20,7 @@ from ..config import Settings
 from ..errors import DestinationAppeared, StagingError
 from ..fsops import publish_dir, publish_file, remove_entry, temp_name
 from ..paths import DIR_MODE, SourceEntry, StorageRoots, open_dir_at, open_parent, walk_source
-from .base import StagingMethod, TransferContext, TransferResult
+from .base import Outcome, StagingMethod, TransferContext, TransferResult
 
 
 @dataclass(frozen=True)
@@ -202,13 +202,15 @@ class LocalMethod(StagingMethod):
         publish_dir(parent_fd, temp, name)
         return self._result("succeeded", plan, checksums)
 
-    def _result(self, outcome: str, plan: SourcePlan, checksums: list[tuple[str, int, int | None]]) -> TransferResult:
+    def _result(
+        self, outcome: Outcome, plan: SourcePlan, checksums: list[tuple[str, int, int | None]]
+    ) -> TransferResult:
         checksum: str | None = None
         known = [(path, size, adler) for path, size, adler in checksums if adler is not None]
         if len(known) == len(checksums):
             checksum = format_adler32(known[0][2]) if not plan.is_dir else manifest_checksum(known)
         return TransferResult(
-            outcome="skipped" if outcome == "skipped" else "succeeded",
+            outcome=outcome,
             bytes=plan.bytes_total,
             checksum=checksum,
             read_only=self.result_read_only(plan),
