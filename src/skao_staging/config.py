@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ALL_METHODS: tuple[str, ...] = ("local_copy", "symlink_copy", "direct_download", "jupyter_copy")
@@ -69,6 +69,34 @@ class Settings(BaseSettings):
         description="symlink_copy of a source with write bits: refuse (409 source_writable) or allow.",
     )
 
+    jupyterhub_url: str | None = Field(
+        None, description="Public URL of JupyterHub (e.g. https://hub.example.org); unset disables jupyter_copy."
+    )
+    jupyterhub_api_token: SecretStr | None = Field(
+        None,
+        description="JupyterHub service token with scopes read:users, read:servers, servers, access:servers "
+        "(and admin:users with STAGING_JUPYTER_CREATE_USERS).",
+    )
+    jupyter_workdir: str = Field("", description="Folder inside the user's Jupyter server that receives data.")
+    jupyter_spawn_timeout_seconds: float = Field(
+        120.0, gt=0, description="How long to wait for a stopped Jupyter server to start."
+    )
+    jupyter_request_timeout_seconds: float = Field(
+        60.0, gt=0, description="Timeout of one request to JupyterHub or a Jupyter server."
+    )
+    jupyter_chunk_bytes: int = Field(
+        512 * 1024,
+        ge=4096,
+        le=256 * 1024 * 1024,
+        description="Bytes per upload request (base64 adds a third: 512 KiB fits a 1 MiB ingress limit).",
+    )
+    jupyter_create_users: bool = Field(False, description="Create users unknown to JupyterHub instead of failing.")
+    jupyter_home_mounts: str | None = Field(
+        None,
+        description="Template ({username}) of where each user's Jupyter root is mounted in this service; "
+        "when set, staged files are made read-only there.",
+    )
+
     @field_validator("storage_roots", "methods", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:
@@ -79,6 +107,21 @@ class Settings(BaseSettings):
     def _roots_not_empty(cls, value: list[Path]) -> list[Path]:
         if not value:
             raise ValueError("at least one storage root is needed")
+        return value
+
+    @field_validator("jupyter_workdir")
+    @classmethod
+    def _workdir_is_relative(cls, value: str) -> str:
+        parts = [part for part in value.split("/") if part not in ("", ".")]
+        if ".." in parts:
+            raise ValueError("the Jupyter working directory must not contain '..'")
+        return "/".join(parts)
+
+    @field_validator("jupyter_home_mounts")
+    @classmethod
+    def _mount_has_username(cls, value: str | None) -> str | None:
+        if value is not None and "{username}" not in value:
+            raise ValueError("the Jupyter home mount template must contain {username}")
         return value
 
     @field_validator("user_areas")

@@ -48,6 +48,12 @@ CODES: dict[str, ErrorCode] = {
     "interrupted": ErrorCode(500, "The process running the job stopped too many times.", retryable=True),
     "download_interrupted": ErrorCode(499, "The client went away before the download finished."),
     "database_unavailable": ErrorCode(503, "The job database cannot be reached.", retryable=True),
+    "jupyter_user_unknown": ErrorCode(404, "JupyterHub has no such user."),
+    "jupyter_unavailable": ErrorCode(503, "JupyterHub or the user's Jupyter server cannot be reached.", retryable=True),
+    "jupyter_forbidden": ErrorCode(502, "JupyterHub refused the service token, or it lacks a scope."),
+    "jupyter_spawn_failed": ErrorCode(502, "The user's Jupyter server failed to start in time.", retryable=True),
+    "jupyter_upload_failed": ErrorCode(502, "The Jupyter server refused or broke off the upload.", retryable=True),
+    "jupyter_error": ErrorCode(502, "JupyterHub answered unexpectedly.", retryable=True),
 }
 
 

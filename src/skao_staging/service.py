@@ -138,7 +138,8 @@ class StagingService:
         except StagingError as error:
             self.record_refusal(fields, error)
             raise
-        job = self.jobs.create(status=JobStatus.QUEUED, destination=str(destination.path), **fields)
+        label = staging_method.destination_label(str(username), destination, self.settings)
+        job = self.jobs.create(status=JobStatus.QUEUED, destination=label, **fields)
         log.info(
             "job %s queued method=%s user=%s source=%s destination=%s",
             job.id,
@@ -289,7 +290,7 @@ class StagingService:
             files_total=result.files,
             checksum=result.checksum,
             read_only=result.read_only,
-            error_reason=result.note,
+            note=result.note,
         )
         self._log_end(job, status.value, started, finished, f"bytes={result.bytes} checksum={result.checksum}")
 

@@ -33,6 +33,7 @@ class Job(BaseModel):
     files: int | None = Field(validation_alias="files_total")
     checksum: str | None
     read_only: bool | None
+    note: str | None
     attempts: int
     error_code: str | None
     error_reason: str | None

@@ -50,6 +50,10 @@ class StagingMethod(ABC):
         """Why this method cannot run at this site, or None when it can."""
         return None
 
+    def destination_label(self, username: str, destination: Destination, settings: Settings) -> str:
+        """Where the data lands, as the job shows it."""
+        return str(destination.path)
+
     def check_source(self, source: Path, settings: Settings) -> None:  # noqa: B027 - optional hook
         """Method-specific checks run at submission, before a job is queued."""
 

@@ -18,7 +18,8 @@ from ..config import Settings
 from ..errors import StagingError
 from ..paths import SourceEntry
 from .base import TransferContext
-from .local import FileMatch, LocalMethod, SourcePlan
+from .local import LocalMethod
+from .tree import FileMatch, SourcePlan
 
 _WRITE_BITS = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
 

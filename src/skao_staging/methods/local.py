@@ -9,82 +9,17 @@ from __future__ import annotations
 import os
 import stat
 from abc import abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass
-from pathlib import Path
 from typing import ClassVar
 
 from ..checksum import format_adler32, manifest_checksum
 from ..config import Settings
 from ..errors import DestinationAppeared, StagingError
 from ..fsops import publish_dir, publish_file, remove_entry, temp_name
-from ..paths import DIR_MODE, SourceEntry, StorageRoots, open_dir_at, open_parent, walk_source
+from ..paths import DIR_MODE, SourceEntry, open_dir_at, open_parent
 from .base import Outcome, StagingMethod, TransferContext, TransferResult
-
-
-@dataclass(frozen=True)
-class SourcePlan:
-    """What a job reads: one file, or a folder and everything below it."""
-
-    top: Path
-    is_dir: bool
-    entries: list[SourceEntry]
-
-    @classmethod
-    def of(cls, source: Path, roots: StorageRoots) -> SourcePlan:
-        if source.is_dir():
-            return cls(source, True, walk_source(source, roots))
-        return cls(source, False, [SourceEntry((), source, False, source.stat().st_size)])
-
-    @property
-    def files(self) -> list[SourceEntry]:
-        return [entry for entry in self.entries if not entry.is_dir]
-
-    @property
-    def bytes_total(self) -> int:
-        return sum(entry.size for entry in self.entries)
-
-
-@dataclass(frozen=True)
-class FileMatch:
-    same: bool
-    adler: int | None = None
-
-
-class _DirCache:
-    """Descriptors of the folders of a tree below a top descriptor, opened once each."""
-
-    def __init__(self, stack: ExitStack, top_fd: int) -> None:
-        self._stack = stack
-        self._fds: dict[tuple[str, ...], int] = {(): top_fd}
-
-    def fd(self, parts: tuple[str, ...]) -> int:
-        if parts not in self._fds:
-            parent = self.fd(parts[:-1])
-            fd = open_dir_at(parent, parts[-1], create=False)
-            self._stack.callback(os.close, fd)
-            self._fds[parts] = fd
-        return self._fds[parts]
-
-
-def _list_tree(dir_fd: int, prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], str]]:
-    """Walk an existing destination folder by descriptor: (parts, 'dir' | 'file' | 'other')."""
-    with os.scandir(dir_fd) as listing:
-        children = list(listing)
-    for child in children:
-        parts = (*prefix, child.name)
-        if child.is_dir(follow_symlinks=False):
-            yield parts, "dir"
-            child_fd = open_dir_at(dir_fd, child.name, create=False)
-            try:
-                yield from _list_tree(child_fd, parts)
-            finally:
-                os.close(child_fd)
-        elif child.is_file(follow_symlinks=False):
-            yield parts, "file"
-        else:
-            yield parts, "other"
+from .tree import DirCache, FileMatch, SourcePlan, list_tree
 
 
 class LocalMethod(StagingMethod):
@@ -153,11 +88,11 @@ class LocalMethod(StagingMethod):
         with ExitStack() as stack:
             top_fd = open_dir_at(parent_fd, name, create=False)
             stack.callback(os.close, top_fd)
-            existing = dict(_list_tree(top_fd))
+            existing = dict(list_tree(top_fd))
             wanted = {entry.parts: "dir" if entry.is_dir else "file" for entry in plan.entries}
             if existing != wanted:
                 return None
-            dirs = _DirCache(stack, top_fd)
+            dirs = DirCache(stack, top_fd)
             checksums: list[tuple[str, int, int | None]] = []
             for entry in plan.files:
                 match = self.compare_file(entry, dirs.fd(entry.parts[:-1]), entry.parts[-1])
@@ -189,7 +124,7 @@ class LocalMethod(StagingMethod):
         with ExitStack() as stack:
             top_fd = open_dir_at(parent_fd, temp, create=False)
             stack.callback(os.close, top_fd)
-            dirs = _DirCache(stack, top_fd)
+            dirs = DirCache(stack, top_fd)
             for entry in plan.entries:
                 dir_fd = dirs.fd(entry.parts[:-1])
                 if entry.is_dir:

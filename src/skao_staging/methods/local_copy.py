@@ -9,7 +9,8 @@ from ..checksum import adler32_of_fd
 from ..fsops import READ_ONLY_FILE_MODE, copy_verified, create_temp_file
 from ..paths import SourceEntry
 from .base import TransferContext
-from .local import FileMatch, LocalMethod
+from .local import LocalMethod
+from .tree import FileMatch
 
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 

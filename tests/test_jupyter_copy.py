@@ -1,0 +1,225 @@
+"""jupyter_copy against a real JupyterHub with real single-user servers (tests/hub/harness.py)."""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+import uuid
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from conftest import LiveService, ThreadedServer, free_port, make_settings, tree_files
+from hub.harness import Hub
+from skao_staging.api.app import create_app
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    hub = Hub(tmp_path_factory.mktemp("hub"))
+    hub.start()
+    try:
+        yield hub
+    finally:
+        hub.stop()
+
+
+def running_service(base: Path, **overrides: Any) -> tuple[ThreadedServer, LiveService]:
+    settings = make_settings(base, f"sqlite:///{base / 'staging.db'}", **overrides)
+    port = free_port()
+    server = ThreadedServer(create_app(settings), port)
+    live = LiveService(
+        url=f"http://127.0.0.1:{port}",
+        settings=settings,
+        storage=base / "storage",
+        users=base / "users",
+        outside=base,
+        log_file=Path(settings.log_file),
+        database_url=settings.database_url,
+    )
+    return server, live
+
+
+@pytest.fixture(scope="module")
+def jservice(hub: Hub, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
+    server, live = running_service(
+        tmp_path_factory.mktemp("jservice"),
+        jupyterhub_url=hub.url,
+        jupyterhub_api_token=hub.token,
+        jupyter_home_mounts=str(hub.homes / "{username}"),
+        jupyter_chunk_bytes=1024 * 1024,
+        jupyter_spawn_timeout_seconds=30,
+    )
+    with server:
+        yield live
+
+
+@pytest.fixture
+def juser(hub: Hub) -> str:
+    name = f"j{uuid.uuid4().hex[:8]}"
+    hub.add_user(name)
+    return name
+
+
+def adler(data: bytes) -> str:
+    return f"adler32:{zlib.adler32(data) & 0xFFFFFFFF:08x}"
+
+
+def temporaries(home: Path) -> list[Path]:
+    return list(home.rglob("*skao-staging-*")) if home.exists() else []
+
+
+def test_binary_file_arrives_identical_and_read_only(jservice: LiveService, hub: Hub, juser: str) -> None:
+    data = os.urandom(30 * 1024 * 1024 + 123)
+    jservice.write_source(f"{juser}/vis.bin", data)
+    started = time.monotonic()
+    response = jservice.stage("jupyter_copy", juser, f"{juser}/vis.bin", "data/deep/vis.bin")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    staged = hub.home(juser) / "data" / "deep" / "vis.bin"
+    assert staged.read_bytes() == data
+    assert body["status"] == "succeeded" and body["checksum"] == adler(data)
+    assert body["bytes"] == body["bytes_done"] == len(data)
+    assert body["read_only"] is True and body["note"] is None
+    assert stat.S_IMODE(staged.stat().st_mode) & 0o222 == 0
+    assert body["destination"] == f"{hub.url}/user/{juser}/lab/tree/data/deep/vis.bin"
+    assert temporaries(hub.home(juser)) == []
+    assert time.monotonic() - started < 60
+    server = hub.api("GET", f"/users/{juser}").json()["servers"][""]
+    assert server["ready"], "the stopped server was started for the upload"
+
+
+def test_identical_request_is_skipped_and_different_content_conflicts(
+    jservice: LiveService, hub: Hub, juser: str
+) -> None:
+    jservice.write_source(f"{juser}/a.txt", b"first version")
+    assert jservice.stage("jupyter_copy", juser, f"{juser}/a.txt", "a.txt").json()["status"] == "succeeded"
+    staged = hub.home(juser) / "a.txt"
+    before = staged.stat().st_mtime_ns
+    again = jservice.stage("jupyter_copy", juser, f"{juser}/a.txt", "a.txt")
+    assert again.status_code == 200 and again.json()["status"] == "skipped"
+    assert staged.stat().st_mtime_ns == before
+
+    jservice.write_source(f"{juser}/b.txt", b"other content")
+    conflict = jservice.stage("jupyter_copy", juser, f"{juser}/b.txt", "a.txt")
+    assert conflict.status_code == 409 and conflict.json()["code"] == "destination_exists"
+    assert staged.read_bytes() == b"first version"
+
+
+def test_folder_tree(jservice: LiveService, hub: Hub, juser: str) -> None:
+    files = {"table.dat": os.urandom(5000), "ANTENNA/table.f0": os.urandom(3 * 1024 * 1024), "empty": b""}
+    for relative, data in files.items():
+        jservice.write_source(f"{juser}/obs.ms/{relative}", data)
+    (jservice.storage / juser / "obs.ms" / "EMPTY_DIR").mkdir()
+    response = jservice.stage("jupyter_copy", juser, f"{juser}/obs.ms", "ms/obs.ms")
+    assert response.status_code == 200, response.text
+    top = hub.home(juser) / "ms" / "obs.ms"
+    assert tree_files(top) == files
+    assert (top / "EMPTY_DIR").is_dir()
+    assert response.json()["files"] == 3
+    assert jservice.stage("jupyter_copy", juser, f"{juser}/obs.ms", "ms/obs.ms").json()["status"] == "skipped"
+    assert temporaries(hub.home(juser)) == []
+
+
+def test_a_stopped_server_is_started_first(jservice: LiveService, hub: Hub, juser: str) -> None:
+    jservice.write_source(f"{juser}/one", b"1")
+    assert jservice.stage("jupyter_copy", juser, f"{juser}/one", "one").status_code == 200
+    hub.stop_server(juser)
+    jservice.write_source(f"{juser}/two", b"2")
+    response = jservice.stage("jupyter_copy", juser, f"{juser}/two", "two")
+    assert response.status_code == 200, response.text
+    assert (hub.home(juser) / "two").read_bytes() == b"2"
+
+
+def test_unknown_user(jservice: LiveService) -> None:
+    jservice.write_source("nobody-file", b"x")
+    response = jservice.stage("jupyter_copy", "nobody-at-all", "nobody-file", "x")
+    assert response.status_code == 404
+    assert response.json()["code"] == "jupyter_user_unknown"
+
+
+def test_spawn_failure_is_reported_with_the_hub_message(jservice: LiveService, hub: Hub) -> None:
+    hub.add_user("broken")
+    jservice.write_source("broken-file", b"x")
+    started = time.monotonic()
+    response = jservice.stage("jupyter_copy", "broken", "broken-file", "x")
+    assert response.status_code == 502, response.text
+    body = response.json()
+    assert body["code"] == "jupyter_spawn_failed"
+    assert "failed to start" in body["detail"] and "didn't respond" in body["detail"]  # the hub's words
+    assert time.monotonic() - started < jservice.settings.jupyter_spawn_timeout_seconds
+
+
+def test_upload_failing_midway_leaves_nothing(jservice: LiveService, hub: Hub, juser: str) -> None:
+    jservice.write_source(f"{juser}/big.bin", os.urandom(5 * 1024 * 1024))
+    response = jservice.stage("jupyter_copy", juser, f"{juser}/big.bin", "explode/big.bin")
+    assert response.status_code == 502, response.text
+    body = response.json()
+    assert body["code"] == "jupyter_upload_failed"
+    assert "refusing this chunk" in body["detail"]
+    home = hub.home(juser)
+    assert not (home / "explode" / "big.bin").exists()
+    assert temporaries(home) == []
+    row = jservice.job_row(body["job_id"])
+    assert (row["status"], row["error_code"]) == ("failed", "jupyter_upload_failed")
+
+
+def test_progress_is_recorded_while_uploading(jservice: LiveService, hub: Hub, juser: str) -> None:
+    size = 60 * 1024 * 1024
+    jservice.write_source(f"{juser}/slow.bin", os.urandom(size))
+    item = {"method": "jupyter_copy", "local_path_on_storage": f"{juser}/slow.bin", "relative_path": "slow.bin"}
+    job_id = httpx.post(f"{jservice.url}/api/v1/jobs", json={"username": juser, "items": [item]}).json()["items"][0][
+        "job"
+    ]["job_id"]
+    seen: set[int] = set()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        job = jservice.get(f"/api/v1/jobs/{job_id}").json()
+        if job["status"] == "running":
+            seen.add(job["bytes_done"])
+        if job["status"] not in ("queued", "running"):
+            break
+        time.sleep(0.1)
+    assert job["status"] == "succeeded", job
+    assert any(0 < done < size for done in seen), f"no intermediate progress seen: {sorted(seen)}"
+
+
+def test_token_without_a_scope_is_named(hub: Hub, juser: str, tmp_path: Path) -> None:
+    server, live = running_service(tmp_path, jupyterhub_url=hub.url, jupyterhub_api_token=hub.limited_token)
+    live.write_source("f", b"x")
+    with server:
+        response = live.stage("jupyter_copy", juser, "f", "f")
+    assert response.status_code == 502, response.text
+    assert response.json()["code"] == "jupyter_forbidden"
+    assert "servers" in response.json()["detail"]
+    assert hub.token not in response.text and hub.limited_token not in response.text
+    assert hub.limited_token not in live.log_file.read_text()
+
+
+def test_hub_down_and_no_mount(hub: Hub, juser: str, tmp_path: Path) -> None:
+    down_server, down = running_service(
+        tmp_path / "down", jupyterhub_url=f"http://127.0.0.1:{free_port()}", jupyterhub_api_token="x" * 16
+    )
+    down.write_source("f", b"x")
+    with down_server:
+        response = down.stage("jupyter_copy", juser, "f", "f")
+    assert response.status_code == 503 and response.json()["code"] == "jupyter_unavailable"
+
+    unmounted_server, unmounted = running_service(
+        tmp_path / "unmounted", jupyterhub_url=hub.url, jupyterhub_api_token=hub.token
+    )
+    unmounted.write_source("g", b"y")
+    with unmounted_server:
+        body = unmounted.stage("jupyter_copy", juser, "g", "g").json()
+    assert body["status"] == "succeeded" and body["read_only"] is False
+    assert "read-only could not be enforced" in body["note"]
+
+
+def test_not_enabled_without_a_hub(service: LiveService, user: str) -> None:
+    config = service.get("/api/v1/config").json()
+    assert "jupyter_copy" in config["unavailable_methods"]
