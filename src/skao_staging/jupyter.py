@@ -258,7 +258,7 @@ class JupyterContents:
         name = path.rsplit("/", 1)[-1]
         if size <= chunk_bytes:  # one request, no chunk protocol
             data = os.pread(fd, size, 0)
-            self._put(path, {"type": "file", "format": "base64", "name": name, "content": _b64(data)})
+            self._put(path, _file_body(name, None, data))
             sha.update(data)
             progress(len(data))
             return adler32(data), sha.hexdigest()
@@ -268,22 +268,25 @@ class JupyterContents:
             if not data:
                 raise StagingError("source_changed", "the source became shorter during the upload")
             offset += len(data)
-            chunk = -1 if offset >= size else number
-            model = {"type": "file", "format": "base64", "name": name, "chunk": chunk, "content": _b64(data)}
-            self._put(path, model)
+            self._put(path, _file_body(name, -1 if offset >= size else number, data))
             adler, number = adler32(data, adler), number + 1
             sha.update(data)
             progress(offset)
         return adler, sha.hexdigest()
 
-    def _put(self, path: str, model: dict[str, Any]) -> None:
-        response = self._call("PUT", path, json=model)
+    def _put(self, path: str, body: bytes) -> None:
+        response = self._call("PUT", path, content=body, headers={"Content-Type": "application/json"})
         if response.status_code not in (200, 201):
             raise self._fail(response, f"write '{path}'")
 
 
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
+def _file_body(name: str, chunk: int | None, data: bytes) -> bytes:
+    """A Contents API file model as JSON bytes, built without a str copy of the base64 content."""
+    model: dict[str, Any] = {"type": "file", "format": "base64", "name": name}
+    if chunk is not None:
+        model["chunk"] = chunk
+    head = json.dumps(model)[:-1].encode()  # the model without its closing brace
+    return b"".join((head, b', "content": "', base64.b64encode(data), b'"}'))
 
 
 @contextmanager
