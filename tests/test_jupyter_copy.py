@@ -54,6 +54,7 @@ def jservice(hub: Hub, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Liv
         jupyter_home_mounts=str(hub.homes / "{username}"),
         jupyter_chunk_bytes=1024 * 1024,
         jupyter_spawn_timeout_seconds=30,
+        max_attempts=1,  # failures are asserted as they happen; retries have their own tests
     )
     with server:
         yield live

@@ -49,8 +49,9 @@ def migrate() -> None:
 @app.command()
 def worker(
     concurrency: Annotated[int | None, typer.Option(help="Jobs run at once (default STAGING_WORKER_THREADS).")] = None,
+    metrics_port: Annotated[int | None, typer.Option(help="Serve this process's Prometheus metrics here.")] = None,
 ) -> None:
-    """Run jobs from the database until SIGTERM or SIGINT."""
+    """Run jobs from the database until SIGTERM or SIGINT (then finish or hand back running jobs)."""
     from .api.app import prepare_database
     from .config import get_settings
     from .db import Database
@@ -64,14 +65,21 @@ def worker(
     prepare_database(settings, db)
     service = StagingService(settings, db)
     pool = Worker(service, concurrency or settings.worker_threads)
+    service.on_submit = pool.wake
     heartbeat = Heartbeat(service)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        from .metrics import PROCESS
+
+        start_http_server(metrics_port, registry=PROCESS)
     pool.start()
     heartbeat.start()
     stop.wait()
-    pool.stop()
+    pool.stop(settings.shutdown_grace_seconds)
     heartbeat.stop()
     db.dispose()
 

@@ -55,7 +55,20 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(
         60.0, gt=0, description="A running job whose heartbeat is older than this is given back to the queue."
     )
-    max_attempts: int = Field(3, ge=1, description="Attempts of a job whose worker died before it ends failed.")
+    max_attempts: int = Field(
+        3, ge=1, description="Attempts of a job (transient failures, dead workers) before it ends failed."
+    )
+    retry_backoff_seconds: float = Field(
+        2.0, ge=0, description="Delay before the 2nd attempt of a job after a transient failure; doubles after."
+    )
+    retry_backoff_max_seconds: float = Field(300.0, ge=0, description="Longest delay between two attempts.")
+    max_running_per_user: int = Field(
+        8, ge=0, description="Jobs of one user running at once across all workers; 0 means no limit."
+    )
+    max_items_per_request: int = Field(10000, ge=1, description="Items accepted in one POST /api/v1/jobs.")
+    shutdown_grace_seconds: float = Field(
+        30.0, ge=0, description="On SIGTERM, how long running jobs may finish before they are handed back."
+    )
     poll_seconds: float = Field(0.5, gt=0, description="How often an idle worker looks for queued jobs.")
     sync_timeout_seconds: float = Field(
         3600.0, gt=0, description="How long POST /stage_data waits for its job before answering 202."

@@ -14,9 +14,13 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import OperationalError
+
+from . import metrics
 from .config import Settings
 from .db import Database, JobStatus, JobStore, StagingJob, utcnow
 from .errors import StagingError, from_os_error
@@ -33,6 +37,21 @@ def new_worker_id(role: str) -> str:
     return f"{role}@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+@dataclass(frozen=True)
+class StageItem:
+    method: str | None
+    local_path_on_storage: str | None
+    relative_path: str | None
+
+
+def _refusal_of(job: StagingJob) -> StagingError | None:
+    """The error of a job refused at submission (failed without an attempt), for a replayed answer."""
+    if job.status != JobStatus.FAILED or job.attempts or not job.error_code:
+        return None
+    error = StagingError(job.error_code, job.error_reason or "", job_id=job.id)
+    return error
+
+
 def clip_for_record(fields: dict[str, Any]) -> dict[str, Any]:
     """Make raw user input storable: valid UTF-8, cut to the column's size (hostile input is long)."""
     clipped: dict[str, Any] = {}
@@ -43,6 +62,14 @@ def clip_for_record(fields: dict[str, Any]) -> dict[str, Any]:
             value = value if len(value) <= limit else value[: limit - 1] + "…"
         clipped[key] = value
     return clipped
+
+
+class JobCancelled(Exception):
+    """Raised inside a running transfer whose cancellation was asked for."""
+
+
+class JobHandedBack(Exception):
+    """Raised inside a running transfer when its worker shuts down before it ends."""
 
 
 class _KeyedLocks:
@@ -80,6 +107,8 @@ class StagingService:
         self._destination_locks = _KeyedLocks()
         self._active: set[int] = set()
         self._active_lock = threading.Lock()
+        self._cancelled_here: set[int] = set()
+        self.handing_back = threading.Event()  # set at shutdown: running jobs go back to the queue
         self._listeners: list[Callable[[int], None]] = []
         self.on_submit: Callable[[], None] = lambda: None
 
@@ -93,6 +122,7 @@ class StagingService:
                 self._active.add(job_id)
             else:
                 self._active.discard(job_id)
+                self._cancelled_here.discard(job_id)
 
     @contextmanager
     def _active_job(self, job_id: int) -> Iterator[None]:
@@ -108,37 +138,42 @@ class StagingService:
 
     # -- submission ---------------------------------------------------------------------------
 
+    def _validate(
+        self, method: str | None, username: str | None, local_path_on_storage: str | None, relative_path: str | None
+    ) -> str:
+        """Check one item as a worker would run it; the destination as the job shows it."""
+        staging_method = self.methods.get(method)
+        if not staging_method.runs_in_worker:
+            raise StagingError("invalid_request", f"{staging_method.name} is answered directly, not queued")
+        validate_username(username)
+        destination = resolve_destination(self.settings.user_areas, str(username), relative_path)
+        source = self.roots.resolve_source(local_path_on_storage)
+        staging_method.check_source(source, self.settings)
+        return staging_method.destination_label(str(username), destination, self.settings)
+
     def submit(
         self,
         method: str | None,
         username: str | None,
         local_path_on_storage: str | None,
         relative_path: str | None,
-        request_id: str | None = None,
         *,
         wake_workers: bool = True,
     ) -> StagingJob:
         """Validate a staging request and queue it; a refusal is recorded, then raised."""
-        request_id = request_id or str(uuid.uuid4())
         fields: dict[str, Any] = {
-            "request_id": request_id,
+            "request_id": str(uuid.uuid4()),
+            "item_index": 0,
             "method": self.methods.canonical(method),
             "username": username,
             "local_path_on_storage": local_path_on_storage,
             "relative_path": relative_path,
         }
         try:
-            staging_method = self.methods.get(method)
-            if not staging_method.runs_in_worker:
-                raise StagingError("invalid_request", f"{staging_method.name} is answered directly, not queued")
-            validate_username(username)
-            destination = resolve_destination(self.settings.user_areas, str(username), relative_path)
-            source = self.roots.resolve_source(local_path_on_storage)
-            staging_method.check_source(source, self.settings)
+            label = self._validate(method, username, local_path_on_storage, relative_path)
         except StagingError as error:
             self.record_refusal(fields, error)
             raise
-        label = staging_method.destination_label(str(username), destination, self.settings)
         job = self.jobs.create(status=JobStatus.QUEUED, destination=label, **fields)
         log.info(
             "job %s queued method=%s user=%s source=%s destination=%s",
@@ -146,11 +181,67 @@ class StagingService:
             job.method,
             username,
             local_path_on_storage,
-            destination.path,
+            label,
         )
         if wake_workers:
             self.on_submit()
         return job
+
+    def submit_many(
+        self, username: str | None, items: list[StageItem], idempotency_key: str | None = None
+    ) -> tuple[str, list[tuple[StagingJob, StagingError | None]]]:
+        """Queue one job per item in one transaction; refused items become failed jobs beside them.
+
+        A repeated ``idempotency_key`` of the same user returns the jobs of the first submission.
+        """
+        limit = self.settings.max_items_per_request
+        if len(items) > limit:
+            error = StagingError("too_many_items", f"a request may hold at most {limit} items, not {len(items)}")
+            self.record_refusal({"username": username, "method": None}, error)
+            raise error
+        request_id = str(uuid.uuid4())
+        earlier = self.jobs.open_request(request_id, username, idempotency_key)
+        if earlier is not None:
+            return earlier, [(job, _refusal_of(job)) for job in self.jobs.jobs_of_request(earlier)]
+        rows: list[dict[str, Any]] = []
+        errors: list[StagingError | None] = []
+        for index, item in enumerate(items):
+            fields = clip_for_record(
+                {
+                    "request_id": request_id,
+                    "item_index": index,
+                    "method": self.methods.canonical(item.method),
+                    "username": username,
+                    "local_path_on_storage": item.local_path_on_storage,
+                    "relative_path": item.relative_path,
+                }
+            )
+            try:
+                label = self._validate(item.method, username, item.local_path_on_storage, item.relative_path)
+            except StagingError as error:
+                rows.append(
+                    {
+                        **fields,
+                        "status": JobStatus.FAILED,
+                        "error_code": error.code,
+                        "error_reason": error.detail,
+                        "finished_at": utcnow(),
+                    }
+                )
+                errors.append(error)
+                continue
+            rows.append({**fields, "status": JobStatus.QUEUED, "destination": label})
+            errors.append(None)
+        jobs = self.jobs.create_many(rows)
+        for job, refusal in zip(jobs, errors, strict=True):
+            if refusal is not None:
+                refusal.extra["job_id"] = job.id
+                log.warning("job %s refused user=%s code=%s reason=%s", job.id, username, refusal.code, refusal.detail)
+        queued = errors.count(None)
+        log.info("request %s: %d job(s) queued, %d refused, user=%s", request_id, queued, len(items) - queued, username)
+        if queued:
+            self.on_submit()
+        return request_id, list(zip(jobs, errors, strict=True))
 
     def record_refusal(self, fields: dict[str, Any], error: StagingError) -> StagingJob:
         """Record a refused request as a failed job; the error then carries the job's id."""
@@ -229,14 +320,59 @@ class StagingService:
     # -- execution ----------------------------------------------------------------------------
 
     def claim_next(self) -> StagingJob | None:
-        return self.jobs.claim_next(self.process_id)
+        """The next job for this process, within the per-user limit of running jobs."""
+        limit = self.settings.max_running_per_user
+        job = self.jobs.claim_next(self.process_id, limit)
+        if job is not None and limit and not self.db.is_sqlite and self.jobs.running_count(job.username) > limit:
+            # Another process claimed for the same user at the same moment: give this one back.
+            self.jobs.requeue(
+                job.id,
+                self.process_id,
+                delay=0,
+                error_code="interrupted",
+                error_reason="the user's limit of running jobs was reached",
+                refund=True,
+            )
+            return None
+        return job
 
     def execute(self, job: StagingJob) -> None:
-        """Run a job claimed by this process to its end and record it; never raises."""
+        """Run a job claimed by this process to the end of this attempt and record it; never raises."""
         started, worker_id = time.monotonic(), self.process_id
         try:
             with self._active_job(job.id):
+                if job.cancel_requested:
+                    raise JobCancelled
                 result = self._run(job, worker_id)
+        except JobCancelled:
+            self._end(
+                job,
+                started,
+                "cancelled",
+                "",
+                lambda: self.jobs.finish(
+                    job.id,
+                    worker_id,
+                    JobStatus.CANCELLED,
+                    error_code="job_cancelled",
+                    error_reason="cancelled while it ran",
+                ),
+            )
+        except JobHandedBack:
+            self._end(
+                job,
+                started,
+                "handed back",
+                "at shutdown",
+                lambda: self.jobs.requeue(
+                    job.id,
+                    worker_id,
+                    delay=0,
+                    error_code="interrupted",
+                    error_reason="handed back when its worker shut down",
+                    refund=True,
+                ),
+            )
         except StagingError as error:
             self._fail(job, worker_id, error, started)
         except OSError as exc:
@@ -267,41 +403,116 @@ class StagingService:
         with self._destination_locks.hold(str(destination.path)):
             return method.stage(context)
 
+    def request_cancel(self, job_ids: list[int]) -> None:
+        """Cancel jobs: queued ones at once; running ones stop at their next progress report."""
+        self.jobs.cancel(job_ids)
+        with self._active_lock:
+            self._cancelled_here.update(set(job_ids) & self._active)
+
     def _progress_reporter(self, job_id: int, worker_id: str) -> Callable[[int, int], None]:
-        """Write progress at most every PROGRESS_INTERVAL; quick jobs only record their end."""
+        """Write progress at most every PROGRESS_INTERVAL and stop the job when asked to.
+
+        The database carries cancellations across processes; a database that does not answer only
+        delays them (the copy goes on, the lease is renewed by the heartbeat when it is back).
+        """
         last = [time.monotonic()]
 
         def report(done: int, total: int) -> None:
+            if self.handing_back.is_set():
+                raise JobHandedBack
+            if job_id in self._cancelled_here:
+                raise JobCancelled
             now = time.monotonic()
-            if now - last[0] >= PROGRESS_INTERVAL:
-                last[0] = now
-                self.jobs.report_progress(job_id, worker_id, done, total)
+            if now - last[0] < PROGRESS_INTERVAL:
+                return
+            last[0] = now
+            try:
+                cancel = self.jobs.report_progress(job_id, worker_id, done, total)
+            except OperationalError:
+                log.warning("job %s: progress not recorded, the database does not answer", job_id)
+                return
+            if cancel:
+                raise JobCancelled
 
         return report
 
     def _succeed(self, job: StagingJob, worker_id: str, result: TransferResult, started: float) -> None:
         status = JobStatus.SKIPPED if result.outcome == "skipped" else JobStatus.SUCCEEDED
-        finished = self.jobs.finish(
-            job.id,
-            worker_id,
-            status,
-            bytes_total=result.bytes,
-            bytes_done=result.bytes if status is JobStatus.SUCCEEDED else 0,
-            files_total=result.files,
-            checksum=result.checksum,
-            read_only=result.read_only,
-            note=result.note,
+        detail = f"bytes={result.bytes} checksum={result.checksum}"
+        if status is JobStatus.SUCCEEDED:
+            metrics.BYTES_STAGED.labels(str(job.method)).inc(result.bytes)
+        self._end(
+            job,
+            started,
+            status.value,
+            detail,
+            lambda: self.jobs.finish(
+                job.id,
+                worker_id,
+                status,
+                bytes_total=result.bytes,
+                bytes_done=result.bytes if status is JobStatus.SUCCEEDED else 0,
+                files_total=result.files,
+                checksum=result.checksum,
+                read_only=result.read_only,
+                note=result.note,
+                error_code=None,
+                error_reason=None,
+            ),
         )
-        self._log_end(job, status.value, started, finished, f"bytes={result.bytes} checksum={result.checksum}")
 
     def _fail(self, job: StagingJob, worker_id: str, error: StagingError, started: float) -> None:
-        finished = self.jobs.finish(
-            job.id, worker_id, JobStatus.FAILED, error_code=error.code, error_reason=error.detail
+        detail = f"code={error.code} reason={error.detail}"
+        if error.retryable and job.attempts < self.settings.max_attempts:
+            delay = self.backoff(job.attempts)
+            self._end(
+                job,
+                started,
+                "failed, retrying",
+                f"in {delay:g}s {detail}",
+                lambda: self.jobs.requeue(
+                    job.id,
+                    worker_id,
+                    delay=delay,
+                    error_code=error.code,
+                    error_reason=error.detail,
+                ),
+            )
+            return
+        self._end(
+            job,
+            started,
+            "failed",
+            detail,
+            lambda: self.jobs.finish(
+                job.id, worker_id, JobStatus.FAILED, error_code=error.code, error_reason=error.detail
+            ),
         )
-        self._log_end(job, "failed", started, finished, f"code={error.code} reason={error.detail}")
 
-    def _log_end(self, job: StagingJob, outcome: str, started: float, finished: bool, detail: str) -> None:
-        level = log.info if outcome != "failed" else log.warning
+    def backoff(self, attempts_made: int) -> float:
+        base, cap = self.settings.retry_backoff_seconds, self.settings.retry_backoff_max_seconds
+        return float(min(cap, base * 2 ** max(0, attempts_made - 1)))
+
+    def _end(self, job: StagingJob, started: float, outcome: str, detail: str, record: Callable[[], bool]) -> None:
+        """Record how an attempt ended, waiting out a database that is restarting (up to a lease)."""
+        deadline, pause = time.monotonic() + self.settings.lease_seconds, 0.2
+        while True:
+            try:
+                recorded = record()
+                break
+            except OperationalError:
+                if time.monotonic() > deadline:
+                    log.error("job %s: could not record its end, the database does not answer", job.id)
+                    recorded = False
+                    break
+                log.warning("job %s: the database does not answer; trying again in %.1fs", job.id, pause)
+                time.sleep(pause)
+                pause = min(pause * 2, 5.0)
+        self._log_end(job, outcome, started, recorded, detail)
+
+    def _log_end(self, job: StagingJob, outcome: str, started: float, recorded: bool, detail: str) -> None:
+        metrics.record_attempt(job.method, outcome, time.monotonic() - started)
+        level = log.warning if outcome.startswith("failed") else log.info
         level(
             "job %s %s method=%s user=%s source=%s destination=%s %s duration=%.3fs",
             job.id,
@@ -313,5 +524,5 @@ class StagingService:
             detail,
             time.monotonic() - started,
         )
-        if not finished:
-            log.warning("job %s: this worker lost its lease; the result above was not recorded", job.id)
+        if not recorded:
+            log.warning("job %s: this worker no longer holds it; the outcome above was not recorded", job.id)

@@ -8,7 +8,9 @@ jobs of dead processes back to the queue.
 from __future__ import annotations
 
 import threading
+import time
 
+from . import metrics
 from .db import StagingJob
 from .logs import get_logger
 from .service import StagingService
@@ -39,13 +41,19 @@ class Worker:
         """Tell one idle thread that a job was queued (idle threads also poll)."""
         self._wakeups.release()
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop claiming; wait up to ``timeout`` for running jobs to end."""
+    def stop(self, grace: float = 30.0) -> None:
+        """Stop claiming; let running jobs end within ``grace`` seconds, then hand the rest back."""
         self._stopping.set()
         for _ in self._threads:
             self._wakeups.release()
+        deadline = time.monotonic() + grace
         for thread in self._threads:
-            thread.join(timeout / max(1, len(self._threads)))
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if any(thread.is_alive() for thread in self._threads):
+            log.warning("handing running jobs back to the queue after a %.0fs grace period", grace)
+            self.service.handing_back.set()
+            for thread in self._threads:
+                thread.join(10)
         log.info("worker %s stopped", self.service.process_id)
 
     def run_now(self, job_id: int) -> StagingJob | None:
@@ -107,7 +115,10 @@ class Heartbeat:
 
     def beat(self) -> int:
         service, settings = self.service, self.service.settings
-        service.jobs.heartbeat(service.active_job_ids(), service.process_id)
+        active = service.active_job_ids()
+        service.jobs.heartbeat(active, service.process_id)
+        metrics.HEARTBEAT.set_to_current_time()
+        metrics.RUNNING_HERE.set(len(active))
         requeued = service.jobs.requeue_expired(settings.lease_seconds, settings.max_attempts)
         if requeued:
             log.warning("gave %d job(s) of stopped processes back to the queue", requeued)

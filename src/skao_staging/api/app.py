@@ -15,7 +15,7 @@ from ..logs import configure_logging, get_logger
 from ..service import StagingService
 from ..worker import Heartbeat, Worker
 from .errors import install_error_handlers
-from .routes import download, health, jobs, stage
+from .routes import download, events, health, jobs, metrics, stage
 from .waiters import JobWaiters
 
 log = get_logger("app")
@@ -65,7 +65,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         if worker is not None:
-            worker.stop()
+            worker.stop(settings.shutdown_grace_seconds)
         heartbeat.stop()
         db.dispose()
         log.info("skao-staging stopped")
@@ -80,6 +80,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings or get_settings()
     install_error_handlers(app)
-    for module in (stage, jobs, download, health):
+    for module in (stage, jobs, events, download, health, metrics):
         app.include_router(module.router)
     return app

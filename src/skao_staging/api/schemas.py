@@ -91,3 +91,28 @@ class SiteConfig(BaseModel):
     methods: list[dict[str, Any]]
     storage_roots: list[str]
     unavailable_methods: dict[str, str]
+
+
+class RequestState(BaseModel):
+    """A request's jobs rolled up as FTS3 does."""
+
+    request_id: str
+    state: str = Field(description="active, succeeded, failed, partially_failed or cancelled")
+    jobs: int
+    counts: dict[str, int]
+    bytes_done: int
+    bytes_total: int
+
+
+class Attempt(BaseModel):
+    attempt: int
+    worker_id: str | None
+    outcome: str
+    error_code: str | None
+    error_reason: str | None
+    started_at: datetime | None
+    finished_at: datetime
+
+    @field_serializer("started_at", "finished_at")
+    def _utc(self, value: datetime | None) -> str | None:
+        return None if value is None else value.isoformat(timespec="milliseconds") + "Z"

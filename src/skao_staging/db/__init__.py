@@ -1,7 +1,7 @@
 """The job database: tables, engine and sessions, job functions, migrations."""
 
 from .engine import Database
-from .jobs import JobStore, utcnow
+from .jobs import JobStore, RequestSummary, utcnow
 from .migrate import current_revision, head_revision, upgrade
 from .models import FINAL_STATUSES, JobStatus, StagingJob
 
@@ -10,6 +10,7 @@ __all__ = [
     "Database",
     "JobStatus",
     "JobStore",
+    "RequestSummary",
     "StagingJob",
     "current_revision",
     "head_revision",

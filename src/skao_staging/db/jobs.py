@@ -1,23 +1,28 @@
-"""Job rows: creation, claiming, progress, heartbeats, finishing and reading.
+"""Job rows: creation, claiming, progress, cancellation, retries, heartbeats, finishing and reading.
 
 Claiming is a conditional UPDATE (``WHERE status = 'queued'``), so two claimers can never both win,
 with ``SELECT ... FOR UPDATE SKIP LOCKED`` on MySQL/MariaDB/PostgreSQL so that they do not queue
-behind each other's row locks. Finishing is conditional on the claimer still holding the job: a job
-is finished exactly once. These are the hot paths, so they are written with SQLAlchemy Core.
+behind each other's row locks. Every change of a running job is conditional on its claimer still
+holding it: a job is finished exactly once. These are the hot paths, so they use SQLAlchemy Core.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, Table, func, select, update
+from sqlalchemy import Connection, Row, Table, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from .engine import Database
-from .models import JobStatus, StagingJob
+from .models import JobStatus, StagingAttempt, StagingJob, StagingRequest
 
 DOWNLOAD_METHOD = "direct_download"
 jobs_table: Table = StagingJob.__table__  # type: ignore[assignment]
+attempts_table: Table = StagingAttempt.__table__  # type: ignore[assignment]
+requests_table: Table = StagingRequest.__table__  # type: ignore[assignment]
 c = jobs_table.c
 
 
@@ -29,17 +34,62 @@ def _job(row: Row[Any]) -> StagingJob:
     return StagingJob(**row._mapping)
 
 
+@dataclass(frozen=True)
+class RequestSummary:
+    request_id: str
+    counts: dict[str, int]
+    bytes_done: int
+    bytes_total: int
+
+    @property
+    def state(self) -> str:
+        """Rolled up as FTS3 does: active until every job ended, then how they ended."""
+        jobs = sum(self.counts.values())
+        ended_well = self.counts.get("succeeded", 0) + self.counts.get("skipped", 0)
+        if self.counts.get("queued", 0) or self.counts.get("running", 0):
+            return "active"
+        if ended_well == jobs:
+            return "succeeded"
+        if self.counts.get("cancelled", 0) == jobs:
+            return "cancelled"
+        if ended_well == 0:
+            return "failed"
+        return "partially_failed"
+
+
 class JobStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
+    # -- creating and reading -----------------------------------------------------------------
+
     def create(self, **fields: Any) -> StagingJob:
-        now = utcnow()
-        values = {"created_at": now, "updated_at": now, "bytes_done": 0, "attempts": 0, **fields}
+        values = self._new_values(fields)
         with self.db.transaction() as connection:
             result = connection.execute(jobs_table.insert().values(**values))
             (job_id,) = result.inserted_primary_key or (None,)
         return StagingJob(id=job_id, **values)
+
+    def create_many(self, rows: Sequence[dict[str, Any]]) -> list[StagingJob]:
+        """Insert the jobs of one request together; they come back in ``item_index`` order."""
+        if not rows:
+            return []
+        values = [self._new_values(row) for row in rows]
+        keys = {key for row in values for key in row}  # one INSERT for all rows needs the same columns
+        values = [{key: row.get(key) for key in keys} for row in values]
+        with self.db.transaction() as connection:
+            connection.execute(jobs_table.insert(), values)
+            request_id = values[0]["request_id"]
+            found = connection.execute(
+                select(jobs_table).where(c.request_id == request_id).order_by(c.item_index)
+            ).all()
+        return [_job(row) for row in found]
+
+    @staticmethod
+    def _new_values(fields: dict[str, Any]) -> dict[str, Any]:
+        now = utcnow()
+        defaults = {"created_at": now, "updated_at": now, "bytes_done": 0, "attempts": 0, "cancel_requested": False}
+        return {**defaults, **fields}
 
     def get(self, job_id: int) -> StagingJob | None:
         with self.db.transaction() as connection:
@@ -47,17 +97,97 @@ class JobStore:
         return None if row is None else _job(row)
 
     def find(
-        self, *, username: str | None, status: str | None, limit: int, offset: int
+        self,
+        *,
+        username: str | None,
+        status: str | None,
+        limit: int,
+        offset: int,
+        request_id: str | None = None,
+        method: str | None = None,
     ) -> tuple[list[StagingJob], int]:
         query = select(jobs_table)
-        if username is not None:
-            query = query.where(c.username == username)
-        if status is not None:
-            query = query.where(c.status == status)
+        for column, value in (("username", username), ("status", status), ("request_id", request_id)):
+            if value is not None:
+                query = query.where(c[column] == value)
+        if method is not None:
+            query = query.where(c.method == method)
         with self.db.transaction() as connection:
             total = connection.scalar(select(func.count()).select_from(query.subquery())) or 0
             rows = connection.execute(query.order_by(c.id.desc()).limit(limit).offset(offset)).all()
         return [_job(row) for row in rows], total
+
+    def jobs_of_request(self, request_id: str) -> list[StagingJob]:
+        with self.db.transaction() as connection:
+            rows = connection.execute(select(jobs_table).where(c.request_id == request_id).order_by(c.id)).all()
+        return [_job(row) for row in rows]
+
+    def summarize_request(self, request_id: str) -> RequestSummary | None:
+        query = (
+            select(
+                c.status,
+                func.count(),
+                func.coalesce(func.sum(c.bytes_done), 0),
+                func.coalesce(func.sum(c.bytes_total), 0),
+            )
+            .where(c.request_id == request_id)
+            .group_by(c.status)
+        )
+        with self.db.transaction() as connection:
+            rows = connection.execute(query).all()
+        if not rows:
+            return None
+        return RequestSummary(
+            request_id=request_id,
+            counts={status: int(count) for status, count, _, _ in rows},
+            bytes_done=sum(int(done) for _, _, done, _ in rows),
+            bytes_total=sum(int(total) for _, _, _, total in rows),
+        )
+
+    def attempts_of(self, job_id: int) -> list[dict[str, Any]]:
+        with self.db.transaction() as connection:
+            rows = connection.execute(
+                select(attempts_table).where(attempts_table.c.job_id == job_id).order_by(attempts_table.c.id)
+            ).all()
+        return [dict(row._mapping) for row in rows]
+
+    def changed_since(
+        self, since: datetime, *, username: str | None = None, job_id: int | None = None, limit: int = 500
+    ) -> list[StagingJob]:
+        """Jobs updated at or after ``since``, oldest change first (the live event streams poll this)."""
+        query = select(jobs_table).where(c.updated_at >= since)
+        if username is not None:
+            query = query.where(c.username == username)
+        if job_id is not None:
+            query = query.where(c.id == job_id)
+        with self.db.transaction() as connection:
+            rows = connection.execute(query.order_by(c.updated_at, c.id).limit(limit)).all()
+        return [_job(row) for row in rows]
+
+    def counts_by_state(self) -> list[tuple[str, str | None, int]]:
+        query = select(c.status, c.method, func.count()).group_by(c.status, c.method)
+        with self.db.transaction() as connection:
+            return [(status, method, int(count)) for status, method, count in connection.execute(query).all()]
+
+    # -- requests and idempotency ---------------------------------------------------------------
+
+    def open_request(self, request_id: str, username: str | None, idempotency_key: str | None) -> str | None:
+        """Record a request; with a key already used by this user, the earlier request's id instead."""
+        row = {"id": request_id, "username": username, "idempotency_key": idempotency_key, "created_at": utcnow()}
+        try:
+            with self.db.transaction() as connection:
+                connection.execute(insert(requests_table).values(**row))
+            return None
+        except IntegrityError:
+            with self.db.transaction() as connection:
+                earlier: str | None = connection.scalar(
+                    select(requests_table.c.id).where(
+                        requests_table.c.username == username, requests_table.c.idempotency_key == idempotency_key
+                    )
+                )
+            return earlier
+
+    # -- claiming -------------------------------------------------------------------------------
 
     @staticmethod
     def _claim_values(worker_id: str) -> dict[str, Any]:
@@ -69,13 +199,35 @@ class JobStore:
             "started_at": now,
             "heartbeat_at": now,
             "updated_at": now,
+            "next_attempt_at": None,
         }
 
-    def claim_next(self, worker_id: str) -> StagingJob | None:
-        """Take the oldest queued job for ``worker_id``, or None when there is none."""
+    @staticmethod
+    def _busy_users(connection: Connection, max_running_per_user: int) -> list[str]:
+        if not max_running_per_user:
+            return []
+        query = (
+            select(c.username)
+            .where(c.status == JobStatus.RUNNING)
+            .group_by(c.username)
+            .having(func.count() >= max_running_per_user)
+        )
+        return [name for (name,) in connection.execute(query).all() if name is not None]
+
+    def claim_next(self, worker_id: str, max_running_per_user: int = 0) -> StagingJob | None:
+        """Take the oldest job that may run now for ``worker_id``, or None when there is none.
+
+        Jobs of users already running ``max_running_per_user`` jobs wait, so one user's large
+        request does not starve the others. (Two claimers at once can overshoot that limit by
+        one on MySQL/MariaDB; the service hands such a claim straight back.)
+        """
         claim = self._claim_values(worker_id)
-        oldest = select(c.id).where(c.status == JobStatus.QUEUED).order_by(c.id).limit(1)
         with self.db.transaction() as connection:
+            busy = self._busy_users(connection, max_running_per_user)
+            ready = [c.status == JobStatus.QUEUED, or_(c.next_attempt_at.is_(None), c.next_attempt_at <= utcnow())]
+            if busy:
+                ready.append(c.username.not_in(busy))
+            oldest = select(c.id).where(*ready).order_by(c.id).limit(1)
             if self.db.is_sqlite:  # one statement; the database's single writer makes it atomic
                 statement = update(jobs_table).where(c.id == oldest.scalar_subquery()).values(**claim)
                 row = connection.execute(statement.returning(*jobs_table.columns)).first()
@@ -102,14 +254,25 @@ class JobStore:
             row = connection.execute(select(jobs_table).where(c.id == job_id)).first()
         return None if row is None else _job(row)
 
-    def report_progress(self, job_id: int, worker_id: str, bytes_done: int, bytes_total: int) -> None:
+    def running_count(self, username: str | None) -> int:
+        with self.db.transaction() as connection:
+            return int(
+                connection.scalar(select(func.count()).where(c.username == username, c.status == JobStatus.RUNNING))
+                or 0
+            )
+
+    # -- while a job runs -----------------------------------------------------------------------
+
+    def report_progress(self, job_id: int, worker_id: str, bytes_done: int, bytes_total: int) -> bool:
+        """Record progress and renew the lease; True when a cancellation was asked for."""
         now = utcnow()
         with self.db.transaction() as connection:
             connection.execute(
                 update(jobs_table)
-                .where(c.id == job_id, c.worker_id == worker_id)
+                .where(c.id == job_id, c.worker_id == worker_id, c.status == JobStatus.RUNNING)
                 .values(bytes_done=bytes_done, bytes_total=bytes_total, heartbeat_at=now, updated_at=now)
             )
+            return bool(connection.scalar(select(c.cancel_requested).where(c.id == job_id)))
 
     def heartbeat(self, job_ids: list[int], worker_id: str) -> None:
         if not job_ids:
@@ -118,6 +281,8 @@ class JobStore:
             connection.execute(
                 update(jobs_table).where(c.id.in_(job_ids), c.worker_id == worker_id).values(heartbeat_at=utcnow())
             )
+
+    # -- ending an attempt ----------------------------------------------------------------------
 
     def finish(self, job_id: int, worker_id: str, status: JobStatus, **fields: Any) -> bool:
         """Record the end of a running job; False when this worker no longer holds it."""
@@ -128,31 +293,130 @@ class JobStore:
             .values(status=status, finished_at=now, updated_at=now, heartbeat_at=None, **fields)
         )
         with self.db.transaction() as connection:
+            finished = _count(connection, statement) == 1
+            if finished:
+                self._record_attempt(connection, job_id, worker_id, status.value, fields, now)
+        return finished
+
+    def requeue(
+        self, job_id: int, worker_id: str, *, delay: float, error_code: str, error_reason: str, refund: bool = False
+    ) -> bool:
+        """End this attempt and put the job back in the queue, to start again after ``delay``."""
+        now = utcnow()
+        values: dict[str, Any] = {
+            "status": JobStatus.QUEUED,
+            "worker_id": None,
+            "heartbeat_at": None,
+            "updated_at": now,
+            "next_attempt_at": now + timedelta(seconds=delay),
+            "error_code": error_code,
+            "error_reason": error_reason,
+        }
+        if refund:  # handed back at shutdown: this attempt does not count
+            values["attempts"] = c.attempts - 1
+        statement = (
+            update(jobs_table)
+            .where(c.id == job_id, c.status == JobStatus.RUNNING, c.worker_id == worker_id)
+            .values(**values)
+        )
+        with self.db.transaction() as connection:
+            requeued = _count(connection, statement) == 1
+            if requeued:
+                outcome = "handed_back" if refund else "retry"
+                fields = {"error_code": error_code, "error_reason": error_reason}
+                self._record_attempt(connection, job_id, worker_id, outcome, fields, now)
+        return requeued
+
+    @staticmethod
+    def _record_attempt(
+        connection: Connection, job_id: int, worker_id: str | None, outcome: str, fields: dict[str, Any], now: datetime
+    ) -> None:
+        job = connection.execute(select(c.attempts, c.started_at).where(c.id == job_id)).first()
+        attempt, started = (job.attempts, job.started_at) if job is not None else (0, None)
+        connection.execute(
+            insert(attempts_table).values(
+                job_id=job_id,
+                attempt=attempt,
+                worker_id=worker_id,
+                outcome=outcome,
+                error_code=fields.get("error_code"),
+                error_reason=fields.get("error_reason"),
+                started_at=started,
+                finished_at=now,
+            )
+        )
+
+    # -- cancelling and retrying ----------------------------------------------------------------
+
+    def cancel(self, job_ids: Sequence[int]) -> None:
+        """Queued jobs end at once; running ones are asked to stop (their worker does it)."""
+        now = utcnow()
+        with self.db.transaction() as connection:
+            connection.execute(
+                update(jobs_table)
+                .where(c.id.in_(job_ids), c.status == JobStatus.QUEUED)
+                .values(
+                    status=JobStatus.CANCELLED,
+                    error_code="job_cancelled",
+                    error_reason="cancelled before it started",
+                    finished_at=now,
+                    updated_at=now,
+                )
+            )
+            connection.execute(
+                update(jobs_table)
+                .where(c.id.in_(job_ids), c.status == JobStatus.RUNNING)
+                .values(cancel_requested=True, updated_at=now)
+            )
+
+    def retry(self, job_id: int) -> bool:
+        """Queue a failed or cancelled job again, with a fresh count of attempts."""
+        now = utcnow()
+        statement = (
+            update(jobs_table)
+            .where(c.id == job_id, c.status.in_((JobStatus.FAILED, JobStatus.CANCELLED)))
+            .values(
+                status=JobStatus.QUEUED,
+                attempts=0,
+                cancel_requested=False,
+                error_code=None,
+                error_reason=None,
+                next_attempt_at=None,
+                finished_at=None,
+                bytes_done=0,
+                updated_at=now,
+            )
+        )
+        with self.db.transaction() as connection:
             return _count(connection, statement) == 1
+
+    # -- dead workers ---------------------------------------------------------------------------
 
     def requeue_expired(self, lease_seconds: float, max_attempts: int) -> int:
         """Give the jobs of dead workers back to the queue, or fail them after too many attempts."""
         now = utcnow()
         expired = (c.status == JobStatus.RUNNING, c.heartbeat_at < now - timedelta(seconds=lease_seconds))
-        give_up = (
-            update(jobs_table)
-            .where(*expired)
-            .where((c.method == DOWNLOAD_METHOD) | (c.attempts >= max_attempts))
-            .values(
-                status=JobStatus.FAILED,
-                error_code="interrupted",
-                error_reason="the process running this job stopped",
-                finished_at=now,
-                updated_at=now,
-            )
-        )
-        requeue = (
-            update(jobs_table)
-            .where(*expired)
-            .values(status=JobStatus.QUEUED, worker_id=None, heartbeat_at=None, updated_at=now)
-        )
+        reason = "the process running this job stopped"
+        changed_jobs = 0
         with self.db.transaction() as connection:
-            return _count(connection, give_up) + _count(connection, requeue)
+            rows = connection.execute(select(c.id, c.worker_id, c.method, c.attempts).where(*expired)).all()
+            for job_id, worker_id, method, attempts in rows:
+                give_up = method == DOWNLOAD_METHOD or attempts >= max_attempts
+                values: dict[str, Any] = (
+                    {"status": JobStatus.FAILED, "finished_at": now}
+                    if give_up
+                    else {"status": JobStatus.QUEUED, "worker_id": None, "heartbeat_at": None}
+                )
+                changed = connection.execute(
+                    update(jobs_table)
+                    .where(c.id == job_id, c.worker_id == worker_id, *expired)
+                    .values(error_code="interrupted", error_reason=reason, updated_at=now, **values)
+                ).rowcount
+                if changed:
+                    changed_jobs += 1
+                    fields = {"error_code": "interrupted", "error_reason": reason}
+                    self._record_attempt(connection, job_id, worker_id, "interrupted", fields, now)
+        return changed_jobs
 
 
 def _count(connection: Connection, statement: Any) -> int:

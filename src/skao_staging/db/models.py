@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, DateTime, Index, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -54,6 +54,9 @@ class StagingJob(Base):
     read_only: Mapped[bool | None] = mapped_column(Boolean)
     note: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    item_index: Mapped[int | None] = mapped_column(Integer)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    next_attempt_at: Mapped[datetime | None] = mapped_column(Timestamp)
     worker_id: Mapped[str | None] = mapped_column(String(128))
     heartbeat_at: Mapped[datetime | None] = mapped_column(Timestamp)
     created_at: Mapped[datetime] = mapped_column(Timestamp)
@@ -64,5 +67,40 @@ class StagingJob(Base):
     __table_args__ = (
         Index("ix_staging_jobs_status_id", "status", "id"),
         Index("ix_staging_jobs_username_id", "username", "id"),
+        Index("ix_staging_jobs_updated_at", "updated_at"),
         {"mysql_charset": "utf8mb4", "mariadb_charset": "utf8mb4"},
     )
+
+
+class StagingRequest(Base):
+    """A submission of one or more items; remembered for its Idempotency-Key."""
+
+    __tablename__ = "staging_requests"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    username: Mapped[str | None] = mapped_column(String(255))
+    idempotency_key: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+
+    __table_args__ = (
+        UniqueConstraint("username", "idempotency_key", name="uq_staging_requests_idempotency"),
+        {"mysql_charset": "utf8mb4", "mariadb_charset": "utf8mb4"},
+    )
+
+
+class StagingAttempt(Base):
+    """One attempt at a job and how it ended, as FTS3 keeps them."""
+
+    __tablename__ = "staging_attempts"
+
+    id: Mapped[int] = mapped_column(JobId, primary_key=True, autoincrement=True)
+    job_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    worker_id: Mapped[str | None] = mapped_column(String(128))
+    outcome: Mapped[str] = mapped_column(String(16))
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_reason: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    finished_at: Mapped[datetime] = mapped_column(Timestamp)
+
+    __table_args__ = ({"mysql_charset": "utf8mb4", "mariadb_charset": "utf8mb4"},)
