@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -62,7 +63,7 @@ def worker(
     settings = get_settings()
     configure_logging(settings)
     db = Database(settings.database_url)
-    prepare_database(settings, db)
+    _wait_for_database(lambda: prepare_database(settings, db))
     service = StagingService(settings, db)
     pool = Worker(service, concurrency or settings.worker_threads)
     service.on_submit = pool.wake
@@ -82,6 +83,25 @@ def worker(
     pool.stop(settings.shutdown_grace_seconds)
     heartbeat.stop()
     db.dispose()
+
+
+def _wait_for_database(prepare: Callable[[], None], timeout: float = 300) -> None:
+    """A worker may start before its database answers (a pod beside a restarting MariaDB)."""
+    from sqlalchemy.exc import OperationalError
+
+    from .logs import get_logger
+
+    deadline, pause = time.monotonic() + timeout, 0.5
+    while True:
+        try:
+            prepare()
+            return
+        except OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            get_logger("worker").warning("the database does not answer yet; trying again in %.1fs", pause)
+            time.sleep(pause)
+            pause = min(pause * 2, 10.0)
 
 
 def _fail(response: httpx.Response) -> None:

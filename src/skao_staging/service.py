@@ -325,14 +325,7 @@ class StagingService:
         job = self.jobs.claim_next(self.process_id, limit)
         if job is not None and limit and not self.db.is_sqlite and self.jobs.running_count(job.username) > limit:
             # Another process claimed for the same user at the same moment: give this one back.
-            self.jobs.requeue(
-                job.id,
-                self.process_id,
-                delay=0,
-                error_code="interrupted",
-                error_reason="the user's limit of running jobs was reached",
-                refund=True,
-            )
+            self.jobs.release(job.id, self.process_id)
             return None
         return job
 

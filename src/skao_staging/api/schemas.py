@@ -35,6 +35,7 @@ class Job(BaseModel):
     read_only: bool | None
     note: str | None
     attempts: int
+    worker_id: str | None = Field(description="The process running (or that ran) the job")
     error_code: str | None
     error_reason: str | None
     created_at: datetime

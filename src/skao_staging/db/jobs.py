@@ -254,6 +254,16 @@ class JobStore:
             row = connection.execute(select(jobs_table).where(c.id == job_id)).first()
         return None if row is None else _job(row)
 
+    def release(self, job_id: int, worker_id: str) -> bool:
+        """Undo a claim before the job started (no attempt is recorded)."""
+        statement = (
+            update(jobs_table)
+            .where(c.id == job_id, c.status == JobStatus.RUNNING, c.worker_id == worker_id)
+            .values(status=JobStatus.QUEUED, worker_id=None, heartbeat_at=None, attempts=c.attempts - 1)
+        )
+        with self.db.transaction() as connection:
+            return _count(connection, statement) == 1
+
     def running_count(self, username: str | None) -> int:
         with self.db.transaction() as connection:
             return int(
