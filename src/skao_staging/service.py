@@ -321,10 +321,18 @@ class StagingService:
 
     def claim_next(self) -> StagingJob | None:
         """The next job for this process, within the per-user limit of running jobs."""
+        job = self.jobs.claim_next(self.process_id, self.settings.max_running_per_user)
+        # On SQLite the claim is exact (one writer); elsewhere concurrent claimers can overshoot.
+        return job if self.db.is_sqlite else self._within_user_limit(job)
+
+    def claim(self, job_id: int) -> StagingJob | None:
+        """A given queued job for this process (a direct hand-off), within the per-user limit."""
+        return self._within_user_limit(self.jobs.claim(job_id, self.process_id))
+
+    def _within_user_limit(self, job: StagingJob | None) -> StagingJob | None:
         limit = self.settings.max_running_per_user
-        job = self.jobs.claim_next(self.process_id, limit)
-        if job is not None and limit and not self.db.is_sqlite and self.jobs.running_count(job.username) > limit:
-            # Another process claimed for the same user at the same moment: give this one back.
+        if job is not None and limit and self.jobs.running_count(job.username) > limit:
+            # Claimed beside other claims for the same user: give it back before it starts.
             self.jobs.release(job.id, self.process_id)
             return None
         return job

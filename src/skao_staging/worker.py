@@ -65,7 +65,7 @@ class Worker:
         if self._stopping.is_set() or not self._slots.acquire(blocking=False):
             return None
         try:
-            job = self.service.jobs.claim(job_id, self.service.process_id)
+            job = self.service.claim(job_id)
             if job is None:
                 return None
             self.service.execute(job)
