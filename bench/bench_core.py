@@ -24,15 +24,11 @@ from pathlib import Path
 
 import httpx
 
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from cluster import free_port, wait_ready  # noqa: E402
+
 BIN = Path(sys.executable).with_name("skao-staging")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Service:
@@ -49,13 +45,7 @@ class Service:
         self.process = subprocess.Popen(
             [str(BIN), "serve", "--port", str(self.port)], env=env, stderr=subprocess.DEVNULL
         )
-        for _ in range(300):
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.1)
-        raise RuntimeError("service did not start")
+        wait_ready(self.url, self.process)
 
     def stage(self, client: httpx.Client, method: str, user: str, source: str, relative: str) -> dict[str, object]:
         response = client.post(

@@ -23,6 +23,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+from cluster import free_port, wait_ready  # noqa: E402
 from hub.harness import Hub, install_proxy  # noqa: E402
 
 BIN = Path(sys.executable).with_name("skao-staging")
@@ -47,14 +48,6 @@ def memory_kib(pid: int, field: str) -> int:
     raise KeyError(field)
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def run_service(base: Path, hub: Hub, chunk: int) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("STAGING_")}
@@ -69,13 +62,8 @@ def run_service(base: Path, hub: Hub, chunk: int) -> tuple[subprocess.Popen[byte
     )
     process = subprocess.Popen([str(BIN), "serve", "--port", str(port)], env=env, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise RuntimeError("service did not start")
+    wait_ready(url, process)
+    return process, url
 
 
 def stage(url: str, source: str, relative: str) -> dict[str, object]:

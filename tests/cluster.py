@@ -28,6 +28,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def wait_ready(url: str, process: subprocess.Popen[bytes] | None = None, timeout: float = 60) -> None:
+    """Wait until a skao-staging API answers /readyz (and its process has not died)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"the service at {url} exited with {process.returncode}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"the service at {url} did not become ready")
+
+
 class Process:
     def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
         self.log = log.open("ab")
@@ -90,16 +105,9 @@ class Cluster:
         env = {**self.env, "STAGING_EMBEDDED_WORKER": str(embedded_worker).lower()}
         self.processes.append(Process(["serve", "--port", str(port)], env, self.base / f"api-{port}.out"))
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    self.apis.append(url)
-                    return url
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError("an API process did not become ready")
+        wait_ready(url, self.processes[-1].popen)
+        self.apis.append(url)
+        return url
 
     def start_worker(self, concurrency: int = 4) -> Process:
         name = f"worker-{len(self.workers)}"

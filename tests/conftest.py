@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import time
 import uuid
@@ -17,17 +16,12 @@ import pymysql
 import pytest
 import uvicorn
 
+from cluster import free_port
 from skao_staging.api.app import create_app
 from skao_staging.config import Settings
 from skao_staging.db import Database, upgrade
 
 MARIADB = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

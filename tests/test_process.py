@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cluster import wait_ready
 from conftest import free_port, leftovers
 
 BIN = Path(sys.executable).with_name("skao-staging")
@@ -32,14 +33,7 @@ class Served:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.1)
-        raise RuntimeError("skao-staging serve did not become ready")
+        wait_ready(self.url, self.process)
 
     def kill(self) -> None:
         assert self.process is not None
