@@ -27,13 +27,30 @@ UrlOption = Annotated[str, typer.Option("--url", envvar="STAGING_URL", help="Bas
 def serve(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
+    insecure: Annotated[
+        bool, typer.Option(help="Allow a non-loopback address with STAGING_AUTH_MODE=none (anyone may act as anyone).")
+    ] = False,
 ) -> None:
     """Run the API (with its embedded worker unless STAGING_EMBEDDED_WORKER=false)."""
+    import ipaddress
+
     import uvicorn
 
     from .api.app import create_app
+    from .config import get_settings
 
-    uvicorn.run(create_app(), host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)
+    settings = get_settings()
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if settings.auth_mode == "none" and not loopback and not insecure:
+        console.print(
+            f"[red]refusing to serve on {host} with STAGING_AUTH_MODE=none:[/red] anyone could act as any user. "
+            "Set STAGING_AUTH_MODE to oidc or header, or pass --insecure."
+        )
+        raise typer.Exit(2)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)
 
 
 @app.command()

@@ -110,7 +110,27 @@ class Settings(BaseSettings):
         "when set, staged files are made read-only there.",
     )
 
-    @field_validator("storage_roots", "methods", mode="before")
+    auth_mode: Literal["none", "header", "oidc"] = Field(
+        "none", description="none (development: the username parameter is trusted), header or oidc."
+    )
+    oidc_issuer: str | None = Field(None, description="OIDC issuer URL (e.g. the SKA IAM); discovery is read from it.")
+    oidc_audience: str | None = Field(None, description="The audience tokens must carry for this service.")
+    oidc_username_claim: str = Field("preferred_username", description="Claim that holds the user name.")
+    oidc_groups_claim: str = Field("groups", description="Claim that holds the user's groups.")
+    oidc_leeway_seconds: float = Field(30.0, ge=0, description="Clock skew tolerated on token times.")
+    oidc_jwks_cache_seconds: float = Field(300.0, gt=0, description="How long the issuer's keys are cached.")
+    oidc_jwks_refresh_cooldown_seconds: float = Field(
+        10.0, ge=0, description="Least time between two key refreshes caused by unknown key ids."
+    )
+    auth_user_header: str = Field("X-Forwarded-User", description="header mode: the header with the user name.")
+    auth_groups_header: str = Field("X-Forwarded-Groups", description="header mode: comma-separated groups.")
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.1/32", "::1/128"],
+        description="header mode: addresses (CIDR) of the proxies whose user header is believed.",
+    )
+    admin_group: str = Field("staging-admins", description="Members act for other users and see every job.")
+
+    @field_validator("storage_roots", "methods", "trusted_proxies", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:
         return _split_commas(value)

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from .. import __version__
+from ..auth import Authenticator
 from ..config import Settings, get_settings
 from ..db import Database, current_revision, head_revision, upgrade
 from ..demo import ensure_demo_storage
@@ -41,6 +42,8 @@ def prepare_database(settings: Settings, db: Database) -> None:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     configure_logging(settings)
+    if settings.auth_mode == "none":
+        log.warning("STAGING_AUTH_MODE=none: the username parameter is trusted; for development only")
     if settings.uses_demo_storage:
         ensure_demo_storage(settings)
     db = Database(settings.database_url)
@@ -78,7 +81,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Stages SKA data from the archive storage to where astronomers work.",
         lifespan=lifespan,
     )
-    app.state.settings = settings or get_settings()
+    app.state.settings = settings = settings or get_settings()
+    app.state.authenticator = Authenticator(settings)
     install_error_handlers(app)
     for module in (stage, jobs, events, download, health, metrics):
         app.include_router(module.router)

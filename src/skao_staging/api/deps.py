@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
+from ..auth import Authenticator, Identity
+from ..errors import StagingError
 from ..service import StagingService
 from ..worker import Worker
 from .waiters import JobWaiters
@@ -26,6 +29,25 @@ def waiters_of(request: Request) -> JobWaiters:
     return waiters
 
 
+async def identity_of(request: Request) -> Identity:
+    """The caller (blocking work, such as fetching an issuer's keys, runs off the event loop)."""
+    authenticator: Authenticator = request.app.state.authenticator
+    host = request.client.host if request.client else None
+    return await run_in_threadpool(authenticator.identify, request.headers, host)
+
+
+async def staging_caller(request: Request, service: StagingService, fields: dict[str, Any]) -> Identity:
+    """The caller of a staging request; a refused identity is recorded as a failed job."""
+    try:
+        identity = await identity_of(request)
+        fields["username"] = identity.acting_for(fields.get("username"))
+    except StagingError as error:
+        await run_in_threadpool(service.record_refusal, fields, error)
+        raise
+    return identity
+
+
+IdentityDep = Annotated[Identity, Depends(identity_of)]
 ServiceDep = Annotated[StagingService, Depends(service_of)]
 WaitersDep = Annotated[JobWaiters, Depends(waiters_of)]
 WorkerDep = Annotated[Worker | None, Depends(worker_of)]

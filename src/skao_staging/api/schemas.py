@@ -65,7 +65,7 @@ class JobItem(BaseModel):
 
 
 class JobsRequest(BaseModel):
-    username: str
+    username: str | None = Field(None, description="Whose area receives the data (default: the caller)")
     items: list[JobItem] = Field(min_length=1)
 
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 import os
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import FileResponse
 from starlette.types import Message, Receive, Scope, Send
 
 from ...db import StagingJob
 from ...service import StagingService
-from ..deps import ServiceDep
+from ..deps import ServiceDep, staging_caller
 
 router = APIRouter(tags=["download"])
 CHUNK_BYTES = 1024 * 1024
@@ -68,9 +68,17 @@ async def download_response(
     responses={200: {"content": {"application/octet-stream": {}}}, 206: {"description": "Partial content"}},
 )
 async def download(
+    request: Request,
     service: ServiceDep,
     path: Annotated[str, Query(description="Source, as local_path_on_storage")],
     username: Annotated[str | None, Query(description="Who downloads (recorded in the job)")] = None,
     filename: Annotated[str | None, Query(description="Name to save as (default: the source's)")] = None,
 ) -> RecordedFileResponse:
-    return await download_response(service, username, path, filename)
+    fields = {
+        "method": "direct_download",
+        "username": username,
+        "local_path_on_storage": path,
+        "relative_path": filename,
+    }
+    await staging_caller(request, service, fields)
+    return await download_response(service, fields["username"], path, filename)

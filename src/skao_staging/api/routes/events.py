@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from ...db import FINAL_STATUSES, StagingJob, utcnow
 from ...errors import StagingError
 from ...service import StagingService
-from ..deps import ServiceDep
+from ..deps import IdentityDep, ServiceDep
 from ..schemas import Job
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
@@ -47,9 +47,10 @@ async def _changes(
 
 
 @router.get("/jobs/{job_id}/events", summary="Live changes of one job (Server-Sent Events)")
-async def job_events(job_id: int, request: Request, service: ServiceDep) -> StreamingResponse:
+async def job_events(job_id: int, request: Request, service: ServiceDep, identity: IdentityDep) -> StreamingResponse:
     """State changes and progress of a job until it ends (the stream then closes)."""
-    if await run_in_threadpool(service.jobs.get, job_id) is None:
+    job = await run_in_threadpool(service.jobs.get, job_id)
+    if job is None or not identity.may_see(job.username):
         raise StagingError("job_not_found", f"there is no job {job_id}")
 
     async def stream() -> AsyncIterator[str]:
@@ -65,8 +66,15 @@ async def job_events(job_id: int, request: Request, service: ServiceDep) -> Stre
 
 
 @router.get("/events", summary="Live changes of many jobs (Server-Sent Events)")
-async def events(request: Request, service: ServiceDep, username: str | None = None) -> StreamingResponse:
-    """Every job change from now on (optionally of one user), until the client goes away."""
+async def events(
+    request: Request, service: ServiceDep, identity: IdentityDep, username: str | None = None
+) -> StreamingResponse:
+    """Every job change from now on (optionally of one user), until the client goes away.
+
+    An authenticated user who is not an admin sees only their own jobs.
+    """
+    if identity.authenticated and not identity.is_admin:
+        username = identity.acting_for(username)
 
     async def stream() -> AsyncIterator[str]:
         async for job in _with_keepalive(_changes(request, service, username=username)):

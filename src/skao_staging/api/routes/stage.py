@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from ...db import FINAL_STATUSES, JobStatus, StagingJob
 from ...errors import status_for
-from ..deps import ServiceDep, WaitersDep, WorkerDep
+from ..deps import ServiceDep, WaitersDep, WorkerDep, staging_caller
 from ..schemas import ErrorBody, Job, StageBody
 from .download import download_response
 
@@ -33,18 +33,29 @@ router = APIRouter(tags=["staging"])
     },
 )
 async def stage_data(
+    request: Request,
     body: StageBody,
     service: ServiceDep,
     waiters: WaitersDep,
     worker: WorkerDep,
     method: Annotated[str | None, Query(description="local_copy, symlink_copy, direct_download, jupyter_copy")] = None,
-    username: Annotated[str | None, Query(description="The user whose area receives the data")] = None,
+    username: Annotated[
+        str | None, Query(description="The user whose area receives the data (default: the caller)")
+    ] = None,
 ) -> Response:
     """Stage ``local_path_on_storage`` to ``<user area>/<relative_path>`` with ``method``.
 
     Answers 200 with the finished job (``succeeded``, or ``skipped`` when the destination already
     holds the same content), an error with its code, or for ``direct_download`` the file itself.
     """
+    fields = {
+        "method": service.methods.canonical(method),
+        "username": username,
+        "local_path_on_storage": body.local_path_on_storage,
+        "relative_path": body.relative_path,
+    }
+    await staging_caller(request, service, fields)
+    username = fields["username"]
     if service.methods.canonical(method) == "direct_download" and "direct_download" in service.methods.enabled:
         return await download_response(service, username, body.local_path_on_storage, body.relative_path)
 

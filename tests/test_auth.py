@@ -1,0 +1,286 @@
+"""Identity: OIDC bearer tokens from a local issuer (keys made at test time), a trusted proxy header,
+and the development mode's refusal to listen beyond loopback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
+
+from cluster import BIN, free_port
+from conftest import LiveService, ThreadedServer, make_settings
+from skao_staging.api.app import create_app
+
+AUDIENCE = "skao-staging"
+
+
+class Issuer:
+    """A minimal OpenID provider: discovery and a JWKS whose keys a test may rotate."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/realm"
+        self.keys: dict[str, Any] = {}
+        self.published: list[str] = []
+        self.add_key("k1")
+        issuer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path == "/realm/.well-known/openid-configuration":
+                    body = {"issuer": issuer.url, "jwks_uri": f"{issuer.url}/jwks"}
+                elif self.path == "/realm/jwks":
+                    body = {"keys": [issuer.jwk(kid) for kid in issuer.published]}
+                else:
+                    self.send_error(404)
+                    return
+                data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def add_key(self, kid: str, publish: bool = True) -> None:
+        self.keys[kid] = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        if publish:
+            self.published.append(kid)
+
+    def jwk(self, kid: str) -> dict[str, Any]:
+        key: dict[str, Any] = json.loads(RSAAlgorithm.to_jwk(self.keys[kid].public_key()))
+        return {**key, "kid": kid, "use": "sig", "alg": "RS256"}
+
+    def token(
+        self,
+        username: str | None = "alice",
+        *,
+        kid: str = "k1",
+        signer: str | None = None,
+        groups: list[str] | None = None,
+        **overrides: Any,
+    ) -> str:
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "iss": self.url,
+            "aud": AUDIENCE,
+            "sub": f"sub-{username}",
+            "iat": now,
+            "exp": now + 300,
+            "groups": groups or ["/users"],
+        }
+        if username is not None:
+            claims["preferred_username"] = username
+        claims.update(overrides)
+        return jwt.encode(claims, self.keys[signer or kid], algorithm="RS256", headers={"kid": kid})
+
+
+@pytest.fixture(scope="module")
+def issuer() -> Iterator[Issuer]:
+    issuer = Issuer()
+    issuer.thread.start()
+    try:
+        yield issuer
+    finally:
+        issuer.server.shutdown()
+
+
+def live(base: Path, **overrides: Any) -> tuple[ThreadedServer, LiveService]:
+    settings = make_settings(base, f"sqlite:///{base / 'staging.db'}", **overrides)
+    port = free_port()
+    service = LiveService(
+        f"http://127.0.0.1:{port}",
+        settings,
+        base / "storage",
+        base / "users",
+        base,
+        Path(settings.log_file),
+        settings.database_url,
+    )
+    return ThreadedServer(create_app(settings), port), service
+
+
+@pytest.fixture(scope="module")
+def oidc(issuer: Issuer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
+    server, service = live(
+        tmp_path_factory.mktemp("oidc"),
+        auth_mode="oidc",
+        oidc_issuer=issuer.url,
+        oidc_audience=AUDIENCE,
+        oidc_jwks_refresh_cooldown_seconds=0,
+        oidc_leeway_seconds=5,
+    )
+    service.write_source("data.bin", b"payload")
+    with server:
+        yield service
+
+
+def stage(
+    service: LiveService,
+    token: str | None,
+    username: str | None = None,
+    relative: str = "d.bin",
+    method: str = "local_copy",
+) -> httpx.Response:
+    params = {"method": method, **({"username": username} if username else {})}
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.post(
+        f"{service.url}/stage_data",
+        params=params,
+        headers=headers,
+        timeout=30,
+        json={"local_path_on_storage": "data.bin", "relative_path": relative},
+    )
+
+
+def test_a_valid_token_stages_into_the_callers_area(oidc: LiveService, issuer: Issuer) -> None:
+    response = stage(oidc, issuer.token("alice"), relative="mine.bin")
+    assert response.status_code == 200, response.text
+    assert response.json()["username"] == "alice"
+    assert (oidc.users / "alice" / "mine.bin").read_bytes() == b"payload"
+
+
+@pytest.mark.parametrize(
+    ("case", "code"),
+    [
+        ("none", "unauthenticated"),
+        ("expired", "invalid_token"),
+        ("audience", "invalid_token"),
+        ("issuer", "invalid_token"),
+        ("signature", "invalid_token"),
+        ("unknown_kid", "invalid_token"),
+        ("alg_none", "invalid_token"),
+        ("no_username", "invalid_token"),
+        ("garbage", "invalid_token"),
+    ],
+)
+def test_bad_tokens_are_refused_and_recorded(oidc: LiveService, issuer: Issuer, case: str, code: str) -> None:
+    tokens = {
+        "none": None,
+        "expired": issuer.token(exp=int(time.time()) - 60),
+        "audience": issuer.token(aud="another-service"),
+        "issuer": issuer.token(iss="http://127.0.0.1:1/evil"),
+        "signature": issuer.token(signer="forged") if "forged" in issuer.keys else None,
+        "unknown_kid": issuer.token(kid="never-published") if "never-published" in issuer.keys else None,
+        "alg_none": jwt.encode(
+            {"iss": issuer.url, "aud": AUDIENCE, "exp": int(time.time()) + 60, "preferred_username": "alice"},
+            None,
+            algorithm="none",
+        ),
+        "no_username": issuer.token(None),
+        "garbage": "not.a.token",
+    }
+    if case in ("signature", "unknown_kid"):
+        issuer.add_key("forged" if case == "signature" else "never-published", publish=False)
+        tokens[case] = issuer.token(signer="forged") if case == "signature" else issuer.token(kid="never-published")
+    response = stage(oidc, tokens[case], relative=f"{case}.bin")
+    assert response.status_code == 401, response.text
+    assert response.json()["code"] == code
+    assert response.headers["www-authenticate"] == "Bearer"
+    row = oidc.job_row(response.json()["job_id"])
+    assert (row["status"], row["error_code"]) == ("failed", code)
+    assert not any(oidc.users.rglob(f"{case}.bin"))
+
+
+def test_key_rotation_is_followed(oidc: LiveService, issuer: Issuer) -> None:
+    issuer.add_key("k2")  # published after the service cached the first key set
+    response = stage(oidc, issuer.token("alice", kid="k2"), relative="rotated.bin")
+    assert response.status_code == 200, response.text
+
+
+def test_acting_for_someone_else(oidc: LiveService, issuer: Issuer) -> None:
+    refused = stage(oidc, issuer.token("alice"), username="bob", relative="theft.bin")
+    assert refused.status_code == 403 and refused.json()["code"] == "forbidden"
+    assert oidc.job_row(refused.json()["job_id"])["error_code"] == "forbidden"
+    assert not (oidc.users / "bob" / "theft.bin").exists()
+    admin = issuer.token("root-of-staging", groups=["/staging-admins"])
+    granted = stage(oidc, admin, username="bob", relative="for-bob.bin")
+    assert granted.status_code == 200 and granted.json()["username"] == "bob"
+
+
+def test_jobs_are_private_except_to_admins(oidc: LiveService, issuer: Issuer) -> None:
+    carol = stage(oidc, issuer.token("carol"), relative="c.bin").json()["job_id"]
+    as_dave = {"Authorization": f"Bearer {issuer.token('dave')}"}
+    as_admin = {"Authorization": f"Bearer {issuer.token('boss', groups=['staging-admins'])}"}
+    assert httpx.get(f"{oidc.url}/api/v1/jobs/{carol}", headers=as_dave).status_code == 404
+    assert httpx.delete(f"{oidc.url}/api/v1/jobs/{carol}", headers=as_dave).status_code == 404
+    assert httpx.get(f"{oidc.url}/api/v1/jobs", params={"username": "carol"}, headers=as_dave).status_code == 403
+    own = httpx.get(f"{oidc.url}/api/v1/jobs", headers=as_dave).json()
+    assert all(job["username"] == "dave" for job in own["jobs"])
+    assert httpx.get(f"{oidc.url}/api/v1/jobs/{carol}", headers=as_admin).json()["username"] == "carol"
+    assert httpx.get(f"{oidc.url}/api/v1/jobs/{carol}").status_code == 401
+
+
+def test_issuer_down_is_503(tmp_path: Path, issuer: Issuer) -> None:
+    server, service = live(
+        tmp_path, auth_mode="oidc", oidc_issuer=f"http://127.0.0.1:{free_port()}/realm", oidc_audience=AUDIENCE
+    )
+    service.write_source("data.bin", b"x")
+    with server:
+        response = stage(service, issuer.token("alice"))
+    assert response.status_code == 503 and response.json()["code"] == "oidc_unavailable"
+
+
+def test_hmac_token_is_refused(oidc: LiveService, issuer: Issuer) -> None:
+    claims = {"iss": issuer.url, "aud": AUDIENCE, "exp": int(time.time()) + 60, "preferred_username": "alice"}
+    forged = jwt.encode(claims, "a-shared-secret-of-32-characters", algorithm="HS256", headers={"kid": "k1"})
+    response = stage(oidc, forged, relative="hmac.bin")
+    assert response.status_code == 401 and response.json()["code"] == "invalid_token"
+
+
+def test_trusted_proxy_header(tmp_path: Path) -> None:
+    server, service = live(tmp_path / "trusted", auth_mode="header")
+    service.write_source("data.bin", b"via proxy")
+    with server:
+        ok = httpx.post(
+            f"{service.url}/stage_data",
+            params={"method": "local_copy"},
+            headers={"X-Forwarded-User": "erin"},
+            json={"local_path_on_storage": "data.bin", "relative_path": "p.bin"},
+        )
+        missing = httpx.post(
+            f"{service.url}/stage_data",
+            params={"method": "local_copy"},
+            json={"local_path_on_storage": "data.bin", "relative_path": "q.bin"},
+        )
+    assert ok.status_code == 200 and (service.users / "erin" / "p.bin").read_bytes() == b"via proxy"
+    assert missing.status_code == 401
+
+    server, service = live(tmp_path / "untrusted", auth_mode="header", trusted_proxies=["10.0.0.0/8"])
+    service.write_source("data.bin", b"x")
+    with server:
+        spoofed = httpx.post(
+            f"{service.url}/stage_data",
+            params={"method": "local_copy"},
+            headers={"X-Forwarded-User": "erin"},
+            json={"local_path_on_storage": "data.bin", "relative_path": "s.bin"},
+        )
+    assert spoofed.status_code == 401 and spoofed.json()["code"] == "unauthenticated"
+
+
+def test_development_mode_stays_on_loopback(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [str(BIN), "serve", "--host", "0.0.0.0", "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert "STAGING_AUTH_MODE=none" in result.stdout
