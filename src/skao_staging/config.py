@@ -128,9 +128,19 @@ class Settings(BaseSettings):
         default_factory=lambda: ["127.0.0.1/32", "::1/128"],
         description="header mode: addresses (CIDR) of the proxies whose user header is believed.",
     )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated origins allowed by CORS; empty: CORS off."
+    )
+    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="Largest request body accepted (413).")
+    max_active_jobs_per_user: int = Field(
+        0, ge=0, description="Queued and running jobs one user may have at once (429); 0 means no limit."
+    )
+    quota_bytes_per_day: int = Field(
+        0, ge=0, description="Bytes one user may stage in 24 hours (413 quota_exceeded); 0 means no quota."
+    )
     admin_group: str = Field("staging-admins", description="Members act for other users and see every job.")
 
-    @field_validator("storage_roots", "methods", "trusted_proxies", mode="before")
+    @field_validator("storage_roots", "methods", "trusted_proxies", "cors_origins", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:
         return _split_commas(value)

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from .db import Database, JobStatus, JobStore, StagingJob, utcnow
 from .errors import StagingError, from_os_error
 from .logs import get_logger
 from .methods import MethodRegistry, StagingMethod, TransferContext, TransferResult
-from .paths import StorageRoots, resolve_destination, validate_username
+from .paths import StorageRoots, resolve_destination, validate_username, walk_source
 
 log = get_logger("service")
 PROGRESS_INTERVAL = 0.5
@@ -140,8 +141,8 @@ class StagingService:
 
     def _validate(
         self, method: str | None, username: str | None, local_path_on_storage: str | None, relative_path: str | None
-    ) -> str:
-        """Check one item as a worker would run it; the destination as the job shows it."""
+    ) -> tuple[str, int | None]:
+        """Check one item as a worker would run it: the destination as the job shows it, and the size."""
         staging_method = self.methods.get(method)
         if not staging_method.runs_in_worker:
             raise StagingError("invalid_request", f"{staging_method.name} is answered directly, not queued")
@@ -149,7 +150,26 @@ class StagingService:
         destination = resolve_destination(self.settings.user_areas, str(username), relative_path)
         source = self.roots.resolve_source(local_path_on_storage)
         staging_method.check_source(source, self.settings)
-        return staging_method.destination_label(str(username), destination, self.settings)
+        label = staging_method.destination_label(str(username), destination, self.settings)
+        return label, self._size(source)
+
+    def _size(self, source: Path) -> int | None:
+        """A file's size; a folder's only when a byte quota needs it (walking a dataset costs)."""
+        if not source.is_dir():
+            return source.stat().st_size
+        if not self.settings.quota_bytes_per_day:
+            return None
+        return sum(entry.size for entry in walk_source(source, self.roots))
+
+    def _check_quotas(self, username: str | None, jobs: int, size: int) -> None:
+        limit = self.settings.max_active_jobs_per_user
+        if limit and self.jobs.active_count(username) + jobs > limit:
+            raise StagingError(
+                "too_many_jobs", f"at most {limit} jobs of one user may be queued or running", retry_after=30
+            )
+        quota = self.settings.quota_bytes_per_day
+        if quota and self.jobs.bytes_since(username, utcnow() - timedelta(days=1)) + size > quota:
+            raise StagingError("quota_exceeded", f"this would exceed the quota of {quota} bytes in 24 hours")
 
     def submit(
         self,
@@ -170,11 +190,12 @@ class StagingService:
             "relative_path": relative_path,
         }
         try:
-            label = self._validate(method, username, local_path_on_storage, relative_path)
+            label, size = self._validate(method, username, local_path_on_storage, relative_path)
+            self._check_quotas(username, 1, size or 0)
         except StagingError as error:
             self.record_refusal(fields, error)
             raise
-        job = self.jobs.create(status=JobStatus.QUEUED, destination=label, **fields)
+        job = self.jobs.create(status=JobStatus.QUEUED, destination=label, bytes_total=size, **fields)
         log.info(
             "job %s queued method=%s user=%s source=%s destination=%s",
             job.id,
@@ -217,7 +238,7 @@ class StagingService:
                 }
             )
             try:
-                label = self._validate(item.method, username, item.local_path_on_storage, item.relative_path)
+                label, size = self._validate(item.method, username, item.local_path_on_storage, item.relative_path)
             except StagingError as error:
                 rows.append(
                     {
@@ -230,8 +251,14 @@ class StagingService:
                 )
                 errors.append(error)
                 continue
-            rows.append({**fields, "status": JobStatus.QUEUED, "destination": label})
+            rows.append({**fields, "status": JobStatus.QUEUED, "destination": label, "bytes_total": size})
             errors.append(None)
+        valid = [row for row in rows if row["status"] == JobStatus.QUEUED]
+        try:
+            self._check_quotas(username, len(valid), sum(row["bytes_total"] or 0 for row in valid))
+        except StagingError as error:
+            self.record_refusal({"username": username, "method": None, "request_id": request_id}, error)
+            raise
         jobs = self.jobs.create_many(rows)
         for job, refusal in zip(jobs, errors, strict=True):
             if refusal is not None:

@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 
 from .. import __version__
 from ..auth import Authenticator
@@ -16,6 +18,7 @@ from ..logs import configure_logging, get_logger
 from ..service import StagingService
 from ..worker import Heartbeat, Worker
 from .errors import install_error_handlers
+from .middleware import DeclaredBodyLimit, SecurityHeaders
 from .routes import download, events, health, jobs, metrics, stage
 from .waiters import JobWaiters
 
@@ -75,15 +78,26 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
     app = FastAPI(
         title="skao-staging",
         version=__version__,
         summary="Stages SKA data from the archive storage to where astronomers work.",
         lifespan=lifespan,
     )
-    app.state.settings = settings = settings or get_settings()
+    app.state.settings = settings
     app.state.authenticator = Authenticator(settings)
     install_error_handlers(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+        )
+    app.add_middleware(RequestBodyLimitMiddleware, max_body_size=settings.max_body_bytes)  # streamed bodies
+    app.add_middleware(DeclaredBodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders)
     for module in (stage, jobs, events, download, health, metrics):
         app.include_router(module.router)
     return app

@@ -16,7 +16,13 @@ from ..logs import get_logger
 from .deps import service_of
 
 log = get_logger("api")
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthenticated", 403: "forbidden"}
+_HTTP_CODES = {
+    404: "not_found",
+    405: "method_not_allowed",
+    401: "unauthenticated",
+    403: "forbidden",
+    413: "body_too_large",
+}
 RECORDED_ROUTES = {"stage_data"}  # routes whose malformed requests are recorded as failed jobs
 
 
@@ -31,7 +37,9 @@ def _readable(errors: list[Any]) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StagingError)
     async def staging_error(_request: Request, exc: StagingError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else {}
+        if "retry_after" in exc.extra:
+            headers["Retry-After"] = str(exc.extra["retry_after"])
         return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)

@@ -264,6 +264,31 @@ class JobStore:
         with self.db.transaction() as connection:
             return _count(connection, statement) == 1
 
+    def active_count(self, username: str | None) -> int:
+        with self.db.transaction() as connection:
+            return int(
+                connection.scalar(
+                    select(func.count()).where(
+                        c.username == username, c.status.in_((JobStatus.QUEUED, JobStatus.RUNNING))
+                    )
+                )
+                or 0
+            )
+
+    def bytes_since(self, username: str | None, since: datetime) -> int:
+        """Bytes of a user's jobs created since ``since`` that did not fail or get cancelled."""
+        with self.db.transaction() as connection:
+            return int(
+                connection.scalar(
+                    select(func.coalesce(func.sum(c.bytes_total), 0)).where(
+                        c.username == username,
+                        c.created_at >= since,
+                        c.status.not_in((JobStatus.FAILED, JobStatus.CANCELLED)),
+                    )
+                )
+                or 0
+            )
+
     def running_count(self, username: str | None) -> int:
         with self.db.transaction() as connection:
             return int(
