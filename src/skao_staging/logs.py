@@ -5,12 +5,27 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import os
+import re
 
 from .config import Settings
 
 LOGGER_NAME = "skao_staging"
 FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 _HANDLER_MARK = "_skao_staging_handler"
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+
+
+class SafeFormatter(logging.Formatter):
+    """Escapes control characters in messages, so user input cannot forge log lines.
+
+    Stack traces (appended after the message) keep their real line breaks.
+    """
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = _CONTROL.sub(lambda match: repr(match.group())[1:-1], record.message)
+        return super().formatMessage(record)
 
 
 def configure_logging(settings: Settings) -> logging.Logger:
@@ -28,7 +43,7 @@ def configure_logging(settings: Settings) -> logging.Logger:
         encoding="utf-8",
     )
     stderr_handler = logging.StreamHandler()
-    formatter = logging.Formatter(FORMAT)
+    formatter = SafeFormatter(FORMAT)
     for handler in (file_handler, stderr_handler):
         handler.setFormatter(formatter)
         setattr(handler, _HANDLER_MARK, True)

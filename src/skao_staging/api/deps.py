@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from starlette.concurrency import run_in_threadpool
 
 from ..auth import Authenticator, Identity
@@ -51,3 +51,5 @@ IdentityDep = Annotated[Identity, Depends(identity_of)]
 ServiceDep = Annotated[StagingService, Depends(service_of)]
 WaitersDep = Annotated[JobWaiters, Depends(waiters_of)]
 WorkerDep = Annotated[Worker | None, Depends(worker_of)]
+
+JobId = Annotated[int, Path(ge=1, le=2**63 - 1, description="A job's id")]  # the database's key range

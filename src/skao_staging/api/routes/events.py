@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from ...db import FINAL_STATUSES, StagingJob, utcnow
 from ...errors import StagingError
 from ...service import StagingService
-from ..deps import IdentityDep, ServiceDep
+from ..deps import IdentityDep, JobId, ServiceDep
 from ..schemas import Job
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
@@ -47,7 +47,7 @@ async def _changes(
 
 
 @router.get("/jobs/{job_id}/events", summary="Live changes of one job (Server-Sent Events)")
-async def job_events(job_id: int, request: Request, service: ServiceDep, identity: IdentityDep) -> StreamingResponse:
+async def job_events(job_id: JobId, request: Request, service: ServiceDep, identity: IdentityDep) -> StreamingResponse:
     """State changes and progress of a job until it ends (the stream then closes)."""
     job = await run_in_threadpool(service.jobs.get, job_id)
     if job is None or not identity.may_see(job.username):

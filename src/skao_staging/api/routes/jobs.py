@@ -11,7 +11,7 @@ from ...auth import Identity
 from ...db import JobStatus, StagingJob
 from ...errors import StagingError
 from ...service import StageItem, StagingService
-from ..deps import IdentityDep, ServiceDep, staging_caller
+from ..deps import IdentityDep, JobId, ServiceDep, staging_caller
 from ..schemas import Attempt, ErrorBody, ItemOutcome, Job, JobPage, JobsAccepted, JobsRequest, RequestState
 
 router = APIRouter(prefix="/api/v1", tags=["jobs"])
@@ -47,7 +47,7 @@ async def submit_jobs(
 
 
 @router.get("/jobs/{job_id}", response_model=Job, responses={404: {"model": ErrorBody}})
-def get_job(job_id: int, service: ServiceDep, identity: IdentityDep) -> Job:
+def get_job(job_id: JobId, service: ServiceDep, identity: IdentityDep) -> Job:
     return Job.of(_job_or_404(service, job_id, identity))
 
 
@@ -60,7 +60,7 @@ def list_jobs(
     request: Annotated[str | None, Query(description="Only the jobs of this request id")] = None,
     method: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
 ) -> JobPage:
     """Jobs, newest first (an authenticated user who is not an admin sees only their own)."""
     if identity.authenticated and not identity.is_admin:
@@ -76,7 +76,7 @@ def list_jobs(
     return JobPage(jobs=[Job.of(job) for job in jobs], total=total, limit=limit, offset=offset)
 
 
-def _job_or_404(service: StagingService, job_id: int, identity: Identity) -> StagingJob:
+def _job_or_404(service: StagingService, job_id: JobId, identity: Identity) -> StagingJob:
     job = service.jobs.get(job_id)
     if job is None or not identity.may_see(job.username):  # another user's job is not even confirmed
         raise StagingError("job_not_found", f"there is no job {job_id}")
@@ -84,14 +84,14 @@ def _job_or_404(service: StagingService, job_id: int, identity: Identity) -> Sta
 
 
 @router.get("/jobs/{job_id}/attempts", response_model=list[Attempt], responses={404: {"model": ErrorBody}})
-def job_attempts(job_id: int, service: ServiceDep, identity: IdentityDep) -> list[Attempt]:
+def job_attempts(job_id: JobId, service: ServiceDep, identity: IdentityDep) -> list[Attempt]:
     """Each attempt at the job and how it ended."""
     _job_or_404(service, job_id, identity)
     return [Attempt.model_validate(row) for row in service.jobs.attempts_of(job_id)]
 
 
 @router.delete("/jobs/{job_id}", status_code=202, response_model=Job, responses={409: {"model": ErrorBody}})
-def cancel_job(job_id: int, service: ServiceDep, identity: IdentityDep) -> Job:
+def cancel_job(job_id: JobId, service: ServiceDep, identity: IdentityDep) -> Job:
     """Cancel a job: a queued one never starts; a running one stops within a second."""
     job = _job_or_404(service, job_id, identity)
     if JobStatus(job.status).is_final:
@@ -101,7 +101,7 @@ def cancel_job(job_id: int, service: ServiceDep, identity: IdentityDep) -> Job:
 
 
 @router.post("/jobs/{job_id}/retry", status_code=202, response_model=Job, responses={409: {"model": ErrorBody}})
-def retry_job(job_id: int, service: ServiceDep, identity: IdentityDep) -> Job:
+def retry_job(job_id: JobId, service: ServiceDep, identity: IdentityDep) -> Job:
     """Queue a failed or cancelled job again."""
     job = _job_or_404(service, job_id, identity)
     if not service.jobs.retry(job_id):
