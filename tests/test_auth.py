@@ -284,3 +284,41 @@ def test_development_mode_stays_on_loopback(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "STAGING_AUTH_MODE=none" in result.stdout
+
+
+def test_groups_limit_the_storage_they_read(issuer: Issuer, tmp_path: Path) -> None:
+    server, service = live(
+        tmp_path,
+        auth_mode="oidc",
+        oidc_issuer=issuer.url,
+        oidc_audience=AUDIENCE,
+        group_storage_roots={"team-a": [tmp_path / "storage" / "a"]},
+    )
+    service.write_source("a/secret.bin", b"team a only")
+    service.write_source("open/public.bin", b"everyone")
+
+    def stage_as(token: str, source: str, relative: str) -> httpx.Response:
+        return httpx.post(
+            f"{service.url}/stage_data",
+            params={"method": "local_copy"},
+            headers={"Authorization": f"Bearer {token}"},
+            json={"local_path_on_storage": source, "relative_path": relative},
+        )
+
+    with server:
+        member = stage_as(issuer.token("ann", groups=["/team-a"]), "a/secret.bin", "s.bin")
+        outsider = stage_as(issuer.token("otto", groups=["/team-b"]), "a/secret.bin", "s.bin")
+        download = httpx.get(
+            f"{service.url}/api/v1/download",
+            params={"path": "a/secret.bin"},
+            headers={"Authorization": f"Bearer {issuer.token('otto')}"},
+        )
+        public = stage_as(issuer.token("otto", groups=["/team-b"]), "open/public.bin", "p.bin")
+        admin = stage_as(issuer.token("root", groups=["staging-admins"]), "a/secret.bin", "s.bin")
+    assert member.status_code == 200, member.text
+    assert outsider.status_code == 403 and outsider.json()["code"] == "source_forbidden"
+    assert service.job_row(outsider.json()["job_id"])["error_code"] == "source_forbidden"
+    assert download.status_code == 403
+    assert public.status_code == 200
+    assert admin.status_code == 200
+    assert not (service.users / "otto" / "s.bin").exists()

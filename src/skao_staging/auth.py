@@ -43,6 +43,11 @@ class Identity:
             return requested
         raise StagingError("forbidden", f"'{self.username}' may not act for '{requested}'")
 
+    @property
+    def read_groups(self) -> frozenset[str] | None:
+        """The groups that limit what storage this caller reads; None: not limited."""
+        return self.groups if self.authenticated and not self.is_admin else None
+
     def may_see(self, owner: str | None) -> bool:
         return not self.authenticated or self.is_admin or owner == self.username
 

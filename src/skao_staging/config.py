@@ -138,6 +138,11 @@ class Settings(BaseSettings):
     quota_bytes_per_day: int = Field(
         0, ge=0, description="Bytes one user may stage in 24 hours (413 quota_exceeded); 0 means no quota."
     )
+    group_storage_roots: dict[str, list[Path]] = Field(
+        default_factory=dict,
+        description='JSON {"group": ["/storage/root", ...]}: roots named here are readable only by members '
+        "of the groups mapped to them (admins read all); roots not named stay open to every user.",
+    )
     admin_group: str = Field("staging-admins", description="Members act for other users and see every job.")
 
     @field_validator("storage_roots", "methods", "trusted_proxies", "cors_origins", mode="before")

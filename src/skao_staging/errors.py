@@ -34,6 +34,7 @@ CODES: dict[str, ErrorCode] = {
     "invalid_token": ErrorCode(401, "The bearer token is expired, for another audience or issuer, or forged."),
     "forbidden": ErrorCode(403, "The caller may not act for that user or see that job."),
     "oidc_unavailable": ErrorCode(503, "The identity provider or its keys cannot be reached.", retryable=True),
+    "source_forbidden": ErrorCode(403, "The caller's groups may not read that part of the storage."),
     "source_outside_storage": ErrorCode(403, "The source lies, or a symlink leads, outside the storage roots."),
     "unsafe_destination": ErrorCode(403, "A folder on the destination path is a symbolic link."),
     "link_not_permitted": ErrorCode(403, "The operating system refused the hard link."),

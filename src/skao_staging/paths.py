@@ -79,6 +79,23 @@ class StorageRoots:
         self.configured = [Path(os.path.abspath(root)) for root in roots]
         self.real = [Path(os.path.realpath(root)) for root in roots]
 
+    @staticmethod
+    def readable_by(real_path: Path, groups: frozenset[str] | None, mapping: dict[str, list[Path]]) -> bool:
+        """Whether a caller in ``groups`` (None: unrestricted) may read ``real_path``.
+
+        Roots named in ``mapping`` are readable by members of the groups mapped to them; the rest
+        of the storage is open to everyone.
+        """
+        if groups is None:
+            return True
+        guards = [
+            group
+            for group, roots in mapping.items()
+            for root in roots
+            if is_within(real_path, Path(os.path.realpath(root)))
+        ]
+        return not guards or any(group in groups for group in guards)
+
     def contains(self, real_path: Path) -> bool:
         return any(is_within(real_path, root) for root in self.real)
 

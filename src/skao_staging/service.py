@@ -140,7 +140,12 @@ class StagingService:
     # -- submission ---------------------------------------------------------------------------
 
     def _validate(
-        self, method: str | None, username: str | None, local_path_on_storage: str | None, relative_path: str | None
+        self,
+        method: str | None,
+        username: str | None,
+        local_path_on_storage: str | None,
+        relative_path: str | None,
+        groups: frozenset[str] | None = None,
     ) -> tuple[str, int | None]:
         """Check one item as a worker would run it: the destination as the job shows it, and the size."""
         staging_method = self.methods.get(method)
@@ -148,10 +153,16 @@ class StagingService:
             raise StagingError("invalid_request", f"{staging_method.name} is answered directly, not queued")
         validate_username(username)
         destination = resolve_destination(self.settings.user_areas, str(username), relative_path)
-        source = self.roots.resolve_source(local_path_on_storage)
+        source = self._readable_source(local_path_on_storage, groups)
         staging_method.check_source(source, self.settings)
         label = staging_method.destination_label(str(username), destination, self.settings)
         return label, self._size(source)
+
+    def _readable_source(self, raw: str | None, groups: frozenset[str] | None) -> Path:
+        source = self.roots.resolve_source(raw)
+        if not self.roots.readable_by(source, groups, self.settings.group_storage_roots):
+            raise StagingError("source_forbidden", f"your groups may not read '{raw}'")
+        return source
 
     def _size(self, source: Path) -> int | None:
         """A file's size; a folder's only when a byte quota needs it (walking a dataset costs)."""
@@ -178,6 +189,7 @@ class StagingService:
         local_path_on_storage: str | None,
         relative_path: str | None,
         *,
+        groups: frozenset[str] | None = None,
         wake_workers: bool = True,
     ) -> StagingJob:
         """Validate a staging request and queue it; a refusal is recorded, then raised."""
@@ -190,7 +202,7 @@ class StagingService:
             "relative_path": relative_path,
         }
         try:
-            label, size = self._validate(method, username, local_path_on_storage, relative_path)
+            label, size = self._validate(method, username, local_path_on_storage, relative_path, groups)
             self._check_quotas(username, 1, size or 0)
         except StagingError as error:
             self.record_refusal(fields, error)
@@ -209,7 +221,11 @@ class StagingService:
         return job
 
     def submit_many(
-        self, username: str | None, items: list[StageItem], idempotency_key: str | None = None
+        self,
+        username: str | None,
+        items: list[StageItem],
+        idempotency_key: str | None = None,
+        groups: frozenset[str] | None = None,
     ) -> tuple[str, list[tuple[StagingJob, StagingError | None]]]:
         """Queue one job per item in one transaction; refused items become failed jobs beside them.
 
@@ -238,7 +254,9 @@ class StagingService:
                 }
             )
             try:
-                label, size = self._validate(item.method, username, item.local_path_on_storage, item.relative_path)
+                label, size = self._validate(
+                    item.method, username, item.local_path_on_storage, item.relative_path, groups
+                )
             except StagingError as error:
                 rows.append(
                     {
@@ -288,7 +306,11 @@ class StagingService:
         return job
 
     def start_download(
-        self, username: str | None, local_path_on_storage: str | None, relative_path: str | None
+        self,
+        username: str | None,
+        local_path_on_storage: str | None,
+        relative_path: str | None,
+        groups: frozenset[str] | None = None,
     ) -> tuple[StagingJob, Path]:
         """Check a direct download and record it as running in this API process."""
         fields: dict[str, Any] = {
@@ -300,7 +322,7 @@ class StagingService:
         try:
             if username is not None:
                 validate_username(username)
-            source = self.roots.resolve_source(local_path_on_storage)
+            source = self._readable_source(local_path_on_storage, groups)
             self.methods.get("direct_download").check_source(source, self.settings)
         except StagingError as error:
             self.record_refusal(fields, error)

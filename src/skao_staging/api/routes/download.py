@@ -54,9 +54,13 @@ class RecordedFileResponse(FileResponse):
 
 
 async def download_response(
-    service: StagingService, username: str | None, path: str | None, relative_path: str | None
+    service: StagingService,
+    username: str | None,
+    path: str | None,
+    relative_path: str | None,
+    groups: frozenset[str] | None,
 ) -> RecordedFileResponse:
-    job, source = await run_in_threadpool(service.start_download, username, path, relative_path)
+    job, source = await run_in_threadpool(service.start_download, username, path, relative_path, groups)
     name = os.path.basename((relative_path or "").rstrip("/")) or source.name
     return RecordedFileResponse(service, job, str(source), name)
 
@@ -80,5 +84,5 @@ async def download(
         "local_path_on_storage": path,
         "relative_path": filename,
     }
-    await staging_caller(request, service, fields)
-    return await download_response(service, fields["username"], path, filename)
+    caller = await staging_caller(request, service, fields)
+    return await download_response(service, fields["username"], path, filename, caller.read_groups)

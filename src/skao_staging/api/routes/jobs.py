@@ -34,9 +34,11 @@ async def submit_jobs(
     With an ``Idempotency-Key`` header, a repeated submission answers with the jobs of the first.
     """
     fields: dict[str, Any] = {"username": body.username, "method": None}
-    await staging_caller(request, service, fields)
+    caller = await staging_caller(request, service, fields)
     items = [StageItem(item.method, item.local_path_on_storage, item.relative_path) for item in body.items]
-    request_id, outcomes = await run_in_threadpool(service.submit_many, fields["username"], items, idempotency_key)
+    request_id, outcomes = await run_in_threadpool(
+        service.submit_many, fields["username"], items, idempotency_key, caller.read_groups
+    )
     return JobsAccepted(
         request_id=request_id,
         items=[

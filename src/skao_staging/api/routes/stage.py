@@ -54,14 +54,21 @@ async def stage_data(
         "local_path_on_storage": body.local_path_on_storage,
         "relative_path": body.relative_path,
     }
-    await staging_caller(request, service, fields)
+    caller = await staging_caller(request, service, fields)
     username = fields["username"]
     if service.methods.canonical(method) == "direct_download" and "direct_download" in service.methods.enabled:
-        return await download_response(service, username, body.local_path_on_storage, body.relative_path)
+        return await download_response(
+            service, username, body.local_path_on_storage, body.relative_path, caller.read_groups
+        )
 
     def queue_and_maybe_run() -> StagingJob:
         job = service.submit(
-            method, username, body.local_path_on_storage, body.relative_path, wake_workers=worker is None
+            method,
+            username,
+            body.local_path_on_storage,
+            body.relative_path,
+            groups=caller.read_groups,
+            wake_workers=worker is None,
         )
         finished = worker.run_now(job.id) if worker is not None else None
         if finished is None and worker is not None:
