@@ -4,6 +4,7 @@ and the development mode's refusal to listen beyond loopback."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import threading
 import time
@@ -322,3 +323,27 @@ def test_groups_limit_the_storage_they_read(issuer: Issuer, tmp_path: Path) -> N
     assert public.status_code == 200
     assert admin.status_code == 200
     assert not (service.users / "otto" / "s.bin").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing owners needs root")
+def test_owner_from_token_claims(issuer: Issuer, tmp_path: Path) -> None:
+    server, service = live(
+        tmp_path,
+        auth_mode="oidc",
+        oidc_issuer=issuer.url,
+        oidc_audience=AUDIENCE,
+        oidc_uid_claim="uidNumber",
+        oidc_gid_claim="gidNumber",
+        owner_gid=100,
+    )
+    service.write_source("f.bin", b"f")
+    with server:
+        response = httpx.post(
+            f"{service.url}/stage_data",
+            params={"method": "local_copy"},
+            headers={"Authorization": f"Bearer {issuer.token('vera', uidNumber=2001)}"},
+            json={"local_path_on_storage": "f.bin", "relative_path": "f.bin"},
+        )
+    assert response.status_code == 200, response.text
+    staged = service.user_area("vera") / "f.bin"
+    assert (staged.stat().st_uid, staged.stat().st_gid) == (2001, 100), "claim first, configuration after"

@@ -154,7 +154,7 @@ def test_migrate_command_and_unmigrated_database(tmp_path: Path) -> None:
         assert "run 'skao-staging migrate'" in refused.stderr
         migrated = subprocess.run([str(BIN), "migrate"], env=env, capture_output=True, text=True, timeout=60)
         assert migrated.returncode == 0, migrated.stderr
-        assert "revision 0003" in migrated.stdout
+        assert "revision 0004" in migrated.stdout
         with connection.cursor() as cursor:
             cursor.execute(f"SHOW COLUMNS FROM {name}.staging_jobs")
             columns = {row[0] for row in cursor.fetchall()}

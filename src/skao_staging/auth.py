@@ -32,6 +32,8 @@ class Identity:
     groups: frozenset[str] = field(default_factory=frozenset)
     is_admin: bool = False
     authenticated: bool = False
+    uid: int | None = None
+    gid: int | None = None
 
     def acting_for(self, requested: str | None) -> str | None:
         """The user a request acts for: the caller, or another user when the caller is an admin."""
@@ -134,15 +136,18 @@ class Authenticator:
             return self._from_proxy(headers, client_host)
         return self._from_token(headers)
 
-    def _identity(self, username: object, groups: object) -> Identity:
+    def _identity(self, username: object, groups: object, claims: dict[str, Any] | None = None) -> Identity:
         if not isinstance(username, str) or not username:
             raise _unauthenticated("the identity carries no user name", "invalid_token")
         group_set = _groups(groups)
+        claims = claims or {}
         return Identity(
             username=username,
             groups=group_set,
             is_admin=self.settings.admin_group in group_set,
             authenticated=True,
+            uid=_number(claims.get(self.settings.oidc_uid_claim or "")),
+            gid=_number(claims.get(self.settings.oidc_gid_claim or "")),
         )
 
     def _from_proxy(self, headers: Any, client_host: str | None) -> Identity:
@@ -164,7 +169,7 @@ class Authenticator:
             raise _unauthenticated("a bearer token is required")
         claims = self.oidc.claims(token.strip())
         return self._identity(
-            claims.get(self.settings.oidc_username_claim), claims.get(self.settings.oidc_groups_claim, [])
+            claims.get(self.settings.oidc_username_claim), claims.get(self.settings.oidc_groups_claim, []), claims
         )
 
 
@@ -172,3 +177,12 @@ def _groups(value: object) -> frozenset[str]:
     """Groups from a claim or header: a list, or a comma-separated string; IAM paths lose their '/'."""
     items = value.split(",") if isinstance(value, str) else value if isinstance(value, list) else []
     return frozenset(str(item).strip().strip("/") for item in items if str(item).strip())
+
+
+def _number(value: object) -> int | None:
+    """A uid or gid from a claim (an int, or digits in a string); None when absent or malformed."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None

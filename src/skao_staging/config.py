@@ -143,6 +143,10 @@ class Settings(BaseSettings):
         description='JSON {"group": ["/storage/root", ...]}: roots named here are readable only by members '
         "of the groups mapped to them (admins read all); roots not named stay open to every user.",
     )
+    owner_uid: int | None = Field(None, ge=0, description="uid given to staged files and folders (fixed).")
+    owner_gid: int | None = Field(None, ge=0, description="gid given to staged files and folders (fixed).")
+    oidc_uid_claim: str | None = Field(None, description="Token claim with the user's uid (overrides owner_uid).")
+    oidc_gid_claim: str | None = Field(None, description="Token claim with the user's gid (overrides owner_gid).")
     admin_group: str = Field("staging-admins", description="Members act for other users and see every job.")
 
     @field_validator("storage_roots", "methods", "trusted_proxies", "cors_origins", mode="before")

@@ -12,7 +12,7 @@ import os
 import re
 import stat
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -188,28 +188,41 @@ def resolve_destination(template: str, username: str, relative_path: str | None)
     return Destination(user_area(template, username), validate_relative_path(relative_path))
 
 
-def open_dir_at(parent_fd: int, name: str, *, create: bool) -> int:
-    """Open (or create) one folder below ``parent_fd`` without following a symlink."""
+Owner = tuple[int, int]  # (uid, gid) for os.chown; -1 leaves one of them unchanged
+
+
+def open_dir_at(parent_fd: int, name: str, *, create: bool, owner: Owner | None = None) -> int:
+    """Open (or create, owned by ``owner``) one folder below ``parent_fd`` without following a symlink."""
     try:
         return os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
     except FileNotFoundError:
         if not create:
             raise
-    with suppress(FileExistsError):  # another staging created it meanwhile
+    try:
         os.mkdir(name, DIR_MODE, dir_fd=parent_fd)
+    except FileExistsError:
+        pass  # another staging created it meanwhile
+    else:
+        if owner is not None:
+            os.chown(name, *owner, dir_fd=parent_fd, follow_symlinks=False)
     return os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
 
 
 @contextmanager
-def open_parent(dest: Destination, *, create: bool = True) -> Iterator[int]:
-    """Yield a descriptor of the destination's folder, walking from the user area with O_NOFOLLOW."""
-    if create:
+def open_parent(dest: Destination, *, create: bool = True, owner: Owner | None = None) -> Iterator[int]:
+    """Yield a descriptor of the destination's folder, walking from the user area with O_NOFOLLOW.
+
+    Folders created on the way (the user area included) belong to ``owner`` when one is given.
+    """
+    if create and not dest.area.exists():
         os.makedirs(dest.area, mode=DIR_MODE, exist_ok=True)
+        if owner is not None:
+            os.chown(dest.area, *owner, follow_symlinks=False)
     fd = os.open(dest.area, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         for part in dest.parts[:-1]:
             try:
-                next_fd = open_dir_at(fd, part, create=create)
+                next_fd = open_dir_at(fd, part, create=create, owner=owner)
             except OSError as exc:
                 raise _destination_error(fd, part, exc) from exc
             os.close(fd)

@@ -158,6 +158,14 @@ class StagingService:
         label = staging_method.destination_label(str(username), destination, self.settings)
         return label, self._size(source)
 
+    def _owner_fields(self, owner: tuple[int | None, int | None]) -> dict[str, int | None]:
+        """The uid/gid staged data gets: the caller's (from token claims), else the configured ones."""
+        uid, gid = owner
+        return {
+            "owner_uid": uid if uid is not None else self.settings.owner_uid,
+            "owner_gid": gid if gid is not None else self.settings.owner_gid,
+        }
+
     def _readable_source(self, raw: str | None, groups: frozenset[str] | None) -> Path:
         source = self.roots.resolve_source(raw)
         if not self.roots.readable_by(source, groups, self.settings.group_storage_roots):
@@ -190,10 +198,12 @@ class StagingService:
         relative_path: str | None,
         *,
         groups: frozenset[str] | None = None,
+        owner: tuple[int | None, int | None] = (None, None),
         wake_workers: bool = True,
     ) -> StagingJob:
         """Validate a staging request and queue it; a refusal is recorded, then raised."""
         fields: dict[str, Any] = {
+            **self._owner_fields(owner),
             "request_id": str(uuid.uuid4()),
             "item_index": 0,
             "method": self.methods.canonical(method),
@@ -226,6 +236,7 @@ class StagingService:
         items: list[StageItem],
         idempotency_key: str | None = None,
         groups: frozenset[str] | None = None,
+        owner: tuple[int | None, int | None] = (None, None),
     ) -> tuple[str, list[tuple[StagingJob, StagingError | None]]]:
         """Queue one job per item in one transaction; refused items become failed jobs beside them.
 
@@ -245,6 +256,7 @@ class StagingService:
         for index, item in enumerate(items):
             fields = clip_for_record(
                 {
+                    **self._owner_fields(owner),
                     "request_id": request_id,
                     "item_index": index,
                     "method": self.methods.canonical(item.method),
@@ -449,6 +461,12 @@ class StagingService:
             roots=self.roots,
             settings=self.settings,
             report_progress=self._progress_reporter(job.id, worker_id),
+            owner=None
+            if job.owner_uid is None and job.owner_gid is None
+            else (
+                -1 if job.owner_uid is None else job.owner_uid,
+                -1 if job.owner_gid is None else job.owner_gid,
+            ),
         )
         with self._destination_locks.hold(str(destination.path)):
             return method.stage(context)

@@ -55,6 +55,8 @@ class StagingJob(Base):
     note: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     item_index: Mapped[int | None] = mapped_column(Integer)
+    owner_uid: Mapped[int | None] = mapped_column(Integer)
+    owner_gid: Mapped[int | None] = mapped_column(Integer)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     next_attempt_at: Mapped[datetime | None] = mapped_column(Timestamp)
     worker_id: Mapped[str | None] = mapped_column(String(128))

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import ClassVar, Literal
 
 from ..config import Settings
-from ..paths import Destination, StorageRoots
+from ..paths import Destination, Owner, StorageRoots
 
 Outcome = Literal["succeeded", "skipped"]
 
@@ -25,6 +25,7 @@ class TransferContext:
     roots: StorageRoots
     settings: Settings
     report_progress: Callable[[int, int], None]  # (bytes done, bytes total); may raise to stop
+    owner: Owner | None = None  # (uid, gid) of what is created in the user area
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ class LocalMethod(StagingMethod):
         plan = SourcePlan.of(ctx.source, ctx.roots)
         self.check_plan(plan, ctx.settings)
         name, temp = ctx.destination.name, temp_name(ctx.job_id)
-        with open_parent(ctx.destination) as parent_fd:
+        with open_parent(ctx.destination, owner=ctx.owner) as parent_fd:
             remove_entry(parent_fd, temp)  # left by an earlier attempt that died
             if skipped := self._skip_if_present(plan, parent_fd, name):
                 return skipped
@@ -121,6 +121,8 @@ class LocalMethod(StagingMethod):
 
         checksums: list[tuple[str, int, int | None]] = []
         os.mkdir(temp, 0o700, dir_fd=parent_fd)  # private until it is complete
+        if ctx.owner is not None:
+            os.chown(temp, *ctx.owner, dir_fd=parent_fd, follow_symlinks=False)
         with ExitStack() as stack:
             top_fd = open_dir_at(parent_fd, temp, create=False)
             stack.callback(os.close, top_fd)
@@ -129,6 +131,8 @@ class LocalMethod(StagingMethod):
                 dir_fd = dirs.fd(entry.parts[:-1])
                 if entry.is_dir:
                     os.mkdir(entry.parts[-1], DIR_MODE, dir_fd=dir_fd)
+                    if ctx.owner is not None:
+                        os.chown(entry.parts[-1], *ctx.owner, dir_fd=dir_fd, follow_symlinks=False)
                     continue
                 adler = self.place_file(entry, dir_fd, entry.parts[-1], ctx, progress_of_file)
                 done[0] += entry.size

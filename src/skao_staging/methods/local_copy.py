@@ -54,6 +54,8 @@ class LocalCopy(LocalMethod):
                     on_progress=progress,
                     max_bytes_per_second=settings.max_bytes_per_second,
                 )
+                if ctx.owner is not None:
+                    os.fchown(dst_fd, *ctx.owner)
                 os.fchmod(dst_fd, READ_ONLY_FILE_MODE)
             finally:
                 os.close(dst_fd)

@@ -37,7 +37,7 @@ async def submit_jobs(
     caller = await staging_caller(request, service, fields)
     items = [StageItem(item.method, item.local_path_on_storage, item.relative_path) for item in body.items]
     request_id, outcomes = await run_in_threadpool(
-        service.submit_many, fields["username"], items, idempotency_key, caller.read_groups
+        service.submit_many, fields["username"], items, idempotency_key, caller.read_groups, (caller.uid, caller.gid)
     )
     return JobsAccepted(
         request_id=request_id,

@@ -68,6 +68,7 @@ async def stage_data(
             body.local_path_on_storage,
             body.relative_path,
             groups=caller.read_groups,
+            owner=(caller.uid, caller.gid),
             wake_workers=worker is None,
         )
         finished = worker.run_now(job.id) if worker is not None else None
