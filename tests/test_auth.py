@@ -347,3 +347,19 @@ def test_owner_from_token_claims(issuer: Issuer, tmp_path: Path) -> None:
     assert response.status_code == 200, response.text
     staged = service.user_area("vera") / "f.bin"
     assert (staged.stat().st_uid, staged.stat().st_gid) == (2001, 100), "claim first, configuration after"
+
+
+def test_admin_tools_are_for_admins(issuer: Issuer, tmp_path: Path) -> None:
+    server, service = live(
+        tmp_path, auth_mode="oidc", oidc_issuer=issuer.url, oidc_audience=AUDIENCE, enable_file_tool=True
+    )
+    user = {"Authorization": f"Bearer {issuer.token('ulla')}"}
+    admin = {"Authorization": f"Bearer {issuer.token('root', groups=['staging-admins'])}"}
+    with server:
+        assert httpx.get(f"{service.url}/api/v1/logs", headers=user).json()["code"] == "admin_only"
+        assert httpx.get(f"{service.url}/api/v1/logs/stream", headers=user).status_code == 403
+        created = httpx.post(f"{service.url}/api/v1/files", headers=user, json={"path": "u.txt", "text": "u"})
+        assert created.status_code == 403 and not (service.storage / "u.txt").exists()
+        assert httpx.get(f"{service.url}/api/v1/logs", headers=admin).status_code == 200
+        made = httpx.post(f"{service.url}/api/v1/files", headers=admin, json={"path": "a.txt", "text": "a"})
+        assert made.status_code == 201

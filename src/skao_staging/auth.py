@@ -50,6 +50,11 @@ class Identity:
         """The groups that limit what storage this caller reads; None: not limited."""
         return self.groups if self.authenticated and not self.is_admin else None
 
+    def require_admin(self) -> None:
+        """Admin-only tools; in development mode (nobody authenticated) everyone is trusted."""
+        if self.authenticated and not self.is_admin:
+            raise StagingError("admin_only", "this is for the staging administrators")
+
     def may_see(self, owner: str | None) -> bool:
         return not self.authenticated or self.is_admin or owner == self.username
 

@@ -147,6 +147,10 @@ class Settings(BaseSettings):
     owner_gid: int | None = Field(None, ge=0, description="gid given to staged files and folders (fixed).")
     oidc_uid_claim: str | None = Field(None, description="Token claim with the user's uid (overrides owner_uid).")
     oidc_gid_claim: str | None = Field(None, description="Token claim with the user's gid (overrides owner_gid).")
+    enable_file_tool: bool = Field(
+        False, description="Offer POST /api/v1/files (admins) to create test files in storage."
+    )
+    file_tool_max_bytes: int = Field(100 * 1024 * 1024, ge=0, description="Largest file the file tool creates.")
     admin_group: str = Field("staging-admins", description="Members act for other users and see every job.")
 
     @field_validator("storage_roots", "methods", "trusted_proxies", "cors_origins", mode="before")
