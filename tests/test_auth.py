@@ -199,6 +199,17 @@ def test_bad_tokens_are_refused_and_recorded(oidc: LiveService, issuer: Issuer, 
     assert not any(oidc.users.rglob(f"{case}.bin"))
 
 
+def test_denials_are_logged_and_tokens_never_are(oidc: LiveService, issuer: Issuer) -> None:
+    token = issuer.token("alice")
+    stage(oidc, token, relative="logged.bin")
+    stage(oidc, issuer.token("alice"), username="bob", relative="x.bin")
+    httpx.get(f"{oidc.url}/api/v1/logs", headers={"Authorization": f"Bearer {token}"})
+    log = oidc.log_file.read_text()
+    assert "denied POST /stage_data" in log and "code=forbidden" in log
+    assert "denied GET /api/v1/logs" in log and "code=admin_only" in log
+    assert token not in log and "eyJ" not in log, "no bearer token in the log"
+
+
 def test_key_rotation_is_followed(oidc: LiveService, issuer: Issuer) -> None:
     issuer.add_key("k2")  # published after the service cached the first key set
     response = stage(oidc, issuer.token("alice", kid="k2"), relative="rotated.bin")

@@ -36,7 +36,12 @@ def _readable(errors: list[Any]) -> str:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StagingError)
-    async def staging_error(_request: Request, exc: StagingError) -> JSONResponse:
+    async def staging_error(request: Request, exc: StagingError) -> JSONResponse:
+        if exc.status_code in (401, 403):
+            client = request.client.host if request.client else "?"
+            log.warning(
+                "denied %s %s from %s: code=%s %s", request.method, request.url.path, client, exc.code, exc.detail
+            )
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else {}
         if "retry_after" in exc.extra:
             headers["Retry-After"] = str(exc.extra["retry_after"])
