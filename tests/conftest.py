@@ -125,6 +125,22 @@ def make_settings(base: Path, database_url: str, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
+def live_service(base: Path, **overrides: Any) -> tuple[ThreadedServer, LiveService]:
+    """A service with its own settings on SQLite in ``base``; enter the server to run it."""
+    settings = make_settings(base, f"sqlite:///{base / 'staging.db'}", **overrides)
+    port = free_port()
+    service = LiveService(
+        url=f"http://127.0.0.1:{port}",
+        settings=settings,
+        storage=base / "storage",
+        users=base / "users",
+        outside=base,
+        log_file=Path(settings.log_file),
+        database_url=settings.database_url,
+    )
+    return ThreadedServer(create_app(settings), port), service
+
+
 @pytest.fixture(scope="session", params=["sqlite", "mariadb"])
 def service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
     """One running service per database backend, shared by the tests (each uses its own user)."""

@@ -20,8 +20,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 from cluster import BIN, free_port
-from conftest import LiveService, ThreadedServer, make_settings
-from skao_staging.api.app import create_app
+from conftest import LiveService
+from conftest import live_service as live
 
 AUDIENCE = "skao-staging"
 
@@ -100,21 +100,6 @@ def issuer() -> Iterator[Issuer]:
         yield issuer
     finally:
         issuer.server.shutdown()
-
-
-def live(base: Path, **overrides: Any) -> tuple[ThreadedServer, LiveService]:
-    settings = make_settings(base, f"sqlite:///{base / 'staging.db'}", **overrides)
-    port = free_port()
-    service = LiveService(
-        f"http://127.0.0.1:{port}",
-        settings,
-        base / "storage",
-        base / "users",
-        base,
-        Path(settings.log_file),
-        settings.database_url,
-    )
-    return ThreadedServer(create_app(settings), port), service
 
 
 @pytest.fixture(scope="module")

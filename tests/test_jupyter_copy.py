@@ -9,14 +9,12 @@ import uuid
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from conftest import LiveService, ThreadedServer, free_port, make_settings, tree_files
+from conftest import LiveService, free_port, live_service, tree_files
 from hub.harness import Hub
-from skao_staging.api.app import create_app
 
 
 @pytest.fixture(scope="module")
@@ -29,25 +27,9 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
         hub.stop()
 
 
-def running_service(base: Path, **overrides: Any) -> tuple[ThreadedServer, LiveService]:
-    settings = make_settings(base, f"sqlite:///{base / 'staging.db'}", **overrides)
-    port = free_port()
-    server = ThreadedServer(create_app(settings), port)
-    live = LiveService(
-        url=f"http://127.0.0.1:{port}",
-        settings=settings,
-        storage=base / "storage",
-        users=base / "users",
-        outside=base,
-        log_file=Path(settings.log_file),
-        database_url=settings.database_url,
-    )
-    return server, live
-
-
 @pytest.fixture(scope="module")
 def jservice(hub: Hub, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
-    server, live = running_service(
+    server, live = live_service(
         tmp_path_factory.mktemp("jservice"),
         jupyterhub_url=hub.url,
         jupyterhub_api_token=hub.token,
@@ -191,7 +173,7 @@ def test_progress_is_recorded_while_uploading(jservice: LiveService, hub: Hub, j
 
 
 def test_token_without_a_scope_is_named(hub: Hub, juser: str, tmp_path: Path) -> None:
-    server, live = running_service(tmp_path, jupyterhub_url=hub.url, jupyterhub_api_token=hub.limited_token)
+    server, live = live_service(tmp_path, jupyterhub_url=hub.url, jupyterhub_api_token=hub.limited_token)
     live.write_source("f", b"x")
     with server:
         response = live.stage("jupyter_copy", juser, "f", "f")
@@ -203,7 +185,7 @@ def test_token_without_a_scope_is_named(hub: Hub, juser: str, tmp_path: Path) ->
 
 
 def test_hub_down_and_no_mount(hub: Hub, juser: str, tmp_path: Path) -> None:
-    down_server, down = running_service(
+    down_server, down = live_service(
         tmp_path / "down", jupyterhub_url=f"http://127.0.0.1:{free_port()}", jupyterhub_api_token="x" * 16
     )
     down.write_source("f", b"x")
@@ -211,7 +193,7 @@ def test_hub_down_and_no_mount(hub: Hub, juser: str, tmp_path: Path) -> None:
         response = down.stage("jupyter_copy", juser, "f", "f")
     assert response.status_code == 503 and response.json()["code"] == "jupyter_unavailable"
 
-    unmounted_server, unmounted = running_service(
+    unmounted_server, unmounted = live_service(
         tmp_path / "unmounted", jupyterhub_url=hub.url, jupyterhub_api_token=hub.token
     )
     unmounted.write_source("g", b"y")

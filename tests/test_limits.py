@@ -4,34 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from cluster import free_port
-from conftest import LiveService, ThreadedServer, make_settings
-from skao_staging.api.app import create_app
-
-
-def running(base: Path, **overrides: Any) -> tuple[ThreadedServer, LiveService]:
-    settings = make_settings(base, f"sqlite:///{base / 'db'}", **overrides)
-    port = free_port()
-    live = LiveService(
-        f"http://127.0.0.1:{port}",
-        settings,
-        base / "storage",
-        base / "users",
-        base,
-        Path(settings.log_file),
-        settings.database_url,
-    )
-    return ThreadedServer(create_app(settings), port), live
+from conftest import LiveService, live_service
 
 
 @pytest.fixture
 def limited(tmp_path: Path) -> Iterator[LiveService]:
-    server, live = running(tmp_path, max_body_bytes=4096, quota_bytes_per_day=1000, cors_origins=["https://ok.example"])
+    server, live = live_service(
+        tmp_path, max_body_bytes=4096, quota_bytes_per_day=1000, cors_origins=["https://ok.example"]
+    )
     live.write_source("600.bin", b"x" * 600)
     with server:
         yield live
@@ -77,7 +61,7 @@ def test_byte_quota(limited: LiveService) -> None:
 
 
 def test_active_jobs_per_user(tmp_path: Path) -> None:
-    server, live = running(tmp_path, max_active_jobs_per_user=2, embedded_worker=False)
+    server, live = live_service(tmp_path, max_active_jobs_per_user=2, embedded_worker=False)
     live.write_source("f", b"f")
     item = {"method": "local_copy", "local_path_on_storage": "f", "relative_path": "f"}
     with server:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from test_auth import live
+from conftest import live_service as live
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="changing owners needs root")
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from conftest import LiveService
-from test_auth import live
+from conftest import live_service as live
 
 
 @pytest.fixture
