@@ -34,14 +34,6 @@ def adler32_of_fd(fd: int) -> int:
     return value
 
 
-def adler32_of_path(path: str | os.PathLike[str]) -> int:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        return adler32_of_fd(fd)
-    finally:
-        os.close(fd)
-
-
 def manifest_checksum(files: Iterable[tuple[str, int, int]]) -> str:
     """Checksum of a folder from ``(relative path, size, adler32)`` of each of its files."""
     value = 1

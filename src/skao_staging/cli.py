@@ -15,10 +15,11 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
 
+from .db.models import FINAL_STATUSES
+
 app = typer.Typer(help="skao-staging: stage SKA data to where astronomers work.", no_args_is_help=True)
 console = Console()
 DEFAULT_URL = "http://127.0.0.1:8000"
-FINAL = {"succeeded", "skipped", "failed", "cancelled"}
 
 UrlOption = Annotated[str, typer.Option("--url", envvar="STAGING_URL", help="Base URL of a running service.")]
 
@@ -162,7 +163,7 @@ def _follow(client: httpx.Client, job_id: int) -> dict[str, Any]:
         while True:
             job: dict[str, Any] = client.get(f"/api/v1/jobs/{job_id}").json()
             bar.update(task, completed=job["bytes_done"], total=job["bytes"])
-            if job["status"] in FINAL:
+            if job["status"] in FINAL_STATUSES:
                 return job
             time.sleep(0.3)
 

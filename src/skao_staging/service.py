@@ -27,7 +27,7 @@ from .db import Database, JobStatus, JobStore, StagingJob, utcnow
 from .errors import StagingError, from_os_error
 from .logs import get_logger
 from .methods import MethodRegistry, StagingMethod, TransferContext, TransferResult
-from .paths import StorageRoots, resolve_destination, validate_username, walk_source
+from .paths import Owner, StorageRoots, resolve_destination, validate_username, walk_source
 
 log = get_logger("service")
 PROGRESS_INTERVAL = 0.5
@@ -43,6 +43,16 @@ class StageItem:
     method: str | None
     local_path_on_storage: str | None
     relative_path: str | None
+
+
+def _chown_target(job: StagingJob) -> Owner | None:
+    """The job's (uid, gid) for os.chown (-1 leaves one unchanged), or None to keep the service's."""
+    if job.owner_uid is None and job.owner_gid is None:
+        return None
+    return (
+        -1 if job.owner_uid is None else job.owner_uid,
+        -1 if job.owner_gid is None else job.owner_gid,
+    )
 
 
 def _refusal_of(job: StagingJob) -> StagingError | None:
@@ -461,12 +471,7 @@ class StagingService:
             roots=self.roots,
             settings=self.settings,
             report_progress=self._progress_reporter(job.id, worker_id),
-            owner=None
-            if job.owner_uid is None and job.owner_gid is None
-            else (
-                -1 if job.owner_uid is None else job.owner_uid,
-                -1 if job.owner_gid is None else job.owner_gid,
-            ),
+            owner=_chown_target(job),
         )
         with self._destination_locks.hold(str(destination.path)):
             return method.stage(context)

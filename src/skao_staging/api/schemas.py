@@ -10,6 +10,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_serializer
 from ..db import StagingJob
 
 
+def iso_utc(value: datetime | None) -> str | None:
+    """Naive UTC times from the database, as ISO 8601 with a Z."""
+    return None if value is None else value.isoformat(timespec="milliseconds") + "Z"
+
+
 class StageBody(BaseModel):
     """The seed's request body."""
 
@@ -44,7 +49,7 @@ class Job(BaseModel):
 
     @field_serializer("created_at", "started_at", "finished_at")
     def _utc(self, value: datetime | None) -> str | None:
-        return None if value is None else value.isoformat(timespec="milliseconds") + "Z"
+        return iso_utc(value)
 
     @classmethod
     def of(cls, job: StagingJob) -> Job:
@@ -116,4 +121,4 @@ class Attempt(BaseModel):
 
     @field_serializer("started_at", "finished_at")
     def _utc(self, value: datetime | None) -> str | None:
-        return None if value is None else value.isoformat(timespec="milliseconds") + "Z"
+        return iso_utc(value)

@@ -34,6 +34,11 @@ def _job(row: Row[Any]) -> StagingJob:
     return StagingJob(**row._mapping)
 
 
+def _read(connection: Connection, job_id: int) -> StagingJob | None:
+    row = connection.execute(select(jobs_table).where(c.id == job_id)).first()
+    return None if row is None else _job(row)
+
+
 @dataclass(frozen=True)
 class RequestSummary:
     request_id: str
@@ -93,8 +98,7 @@ class JobStore:
 
     def get(self, job_id: int) -> StagingJob | None:
         with self.db.transaction() as connection:
-            row = connection.execute(select(jobs_table).where(c.id == job_id)).first()
-        return None if row is None else _job(row)
+            return _read(connection, job_id)
 
     def find(
         self,
@@ -238,8 +242,7 @@ class JobStore:
             statement = update(jobs_table).where(c.id == job_id, c.status == JobStatus.QUEUED).values(**claim)
             if connection.execute(statement).rowcount != 1:
                 return None
-            row = connection.execute(select(jobs_table).where(c.id == job_id)).first()
-        return None if row is None else _job(row)
+            return _read(connection, job_id)
 
     def claim(self, job_id: int, worker_id: str) -> StagingJob | None:
         """Take one given job if it is still queued (a direct hand-off to an idle worker slot)."""
@@ -251,8 +254,7 @@ class JobStore:
         with self.db.transaction() as connection:
             if connection.execute(statement).rowcount != 1:
                 return None
-            row = connection.execute(select(jobs_table).where(c.id == job_id)).first()
-        return None if row is None else _job(row)
+            return _read(connection, job_id)
 
     def release(self, job_id: int, worker_id: str) -> bool:
         """Undo a claim before the job started (no attempt is recorded)."""
