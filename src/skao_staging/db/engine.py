@@ -38,7 +38,11 @@ def _sqlite_engine(url: str) -> Engine:
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
-    return create_engine(url, pool_pre_ping=True, pool_recycle=3600, pool_size=10, max_overflow=20)
+    # READ COMMITTED: under MySQL/MariaDB's default REPEATABLE READ, claims (SELECT ... FOR UPDATE
+    # SKIP LOCKED) take gap locks on the status index that deadlock with inserts of new jobs.
+    return create_engine(
+        url, pool_pre_ping=True, pool_recycle=3600, pool_size=10, max_overflow=20, isolation_level="READ COMMITTED"
+    )
 
 
 class Database:
