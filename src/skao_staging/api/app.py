@@ -19,7 +19,8 @@ from ..service import StagingService
 from ..worker import Heartbeat, Worker
 from .errors import install_error_handlers
 from .middleware import DeclaredBodyLimit, SecurityHeaders
-from .routes import download, events, health, jobs, metrics, stage, tools
+from .routes import download, events, health, jobs, metrics, stage, storage, tools
+from .ui import mount_frontend
 from .waiters import JobWaiters
 
 log = get_logger("app")
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestBodyLimitMiddleware, max_body_size=settings.max_body_bytes)  # streamed bodies
     app.add_middleware(DeclaredBodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders)
-    for module in (stage, jobs, events, download, tools, health, metrics):
+    for module in (stage, jobs, events, download, storage, tools, health, metrics):
         app.include_router(module.router)
+    mount_frontend(app)
     return app

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
 from ..db import StagingJob
+from ..listing import Listing
 
 
 def iso_utc(value: datetime | None) -> str | None:
@@ -97,6 +98,43 @@ class SiteConfig(BaseModel):
     methods: list[dict[str, Any]]
     storage_roots: list[str]
     unavailable_methods: dict[str, str]
+    auth_mode: str
+    file_tool_enabled: bool
+    file_tool_max_bytes: int
+
+
+class Me(BaseModel):
+    """The caller, as the service sees them."""
+
+    username: str | None = Field(description="None when nobody is authenticated (STAGING_AUTH_MODE=none)")
+    authenticated: bool
+    is_admin: bool
+    admin_tools: bool = Field(description="Whether the log and file tools answer this caller (everyone in mode none)")
+    groups: list[str]
+
+
+class StorageEntry(BaseModel):
+    name: str
+    path: str = Field(description="Usable as local_path_on_storage")
+    type: str = Field(description="file or folder")
+    size: int | None
+    modified: datetime | None
+
+    @field_serializer("modified")
+    def _utc(self, value: datetime | None) -> str | None:
+        return None if value is None else value.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class StorageListing(BaseModel):
+    path: str = Field(description="The folder listed; empty for the list of storage roots")
+    parent: str | None = Field(description="The folder above; empty string: the roots; null at the top")
+    entries: list[StorageEntry]
+    truncated: bool = Field(description="More entries exist than the limit allowed")
+
+    @classmethod
+    def of(cls, listing: Listing) -> StorageListing:
+        entries = [StorageEntry(**vars(entry)) for entry in listing.entries]
+        return cls(path=listing.path, parent=listing.parent, entries=entries, truncated=listing.truncated)
 
 
 class RequestState(BaseModel):

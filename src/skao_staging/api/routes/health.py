@@ -1,4 +1,4 @@
-"""Liveness and readiness probes, and the site configuration the frontend needs."""
+"""Liveness and readiness probes, and what the frontend needs to know: the site's configuration and the caller."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from starlette.concurrency import run_in_threadpool
 
 from ... import __version__
 from ...errors import StagingError
-from ..deps import ServiceDep
-from ..schemas import SiteConfig
+from ..deps import IdentityDep, ServiceDep
+from ..schemas import Me, SiteConfig
 
 router = APIRouter()
 
@@ -36,4 +36,18 @@ def site_config(service: ServiceDep) -> SiteConfig:
         methods=service.methods.describe(),
         storage_roots=[str(root) for root in service.roots.configured],
         unavailable_methods=service.methods.unavailable,
+        auth_mode=service.settings.auth_mode,
+        file_tool_enabled=service.settings.enable_file_tool,
+        file_tool_max_bytes=service.settings.file_tool_max_bytes,
+    )
+
+
+@router.get("/api/v1/me", tags=["config"], response_model=Me, summary="Who the caller is")
+def me(identity: IdentityDep) -> Me:
+    return Me(
+        username=identity.username,
+        authenticated=identity.authenticated,
+        is_admin=identity.is_admin,
+        admin_tools=identity.is_admin or not identity.authenticated,
+        groups=sorted(identity.groups),
     )

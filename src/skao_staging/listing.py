@@ -1,0 +1,118 @@
+"""Read-only listing of the storage roots, for the frontend's source picker.
+
+A folder is resolved exactly as a staging source is (``StorageRoots.resolve_source``), so the
+picker shows nothing a staging request could not read: entries whose symlinks lead outside the
+storage and folders the caller's groups may not read are left out.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from .errors import StagingError
+from .paths import StorageRoots
+
+EntryType = Literal["file", "folder"]
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    path: str  # usable as local_path_on_storage
+    type: EntryType
+    size: int | None
+    modified: datetime | None
+
+
+@dataclass(frozen=True)
+class Listing:
+    path: str  # "" for the list of storage roots
+    parent: str | None
+    entries: list[Entry]
+    truncated: bool
+
+
+def _modified(st: os.stat_result) -> datetime:
+    return datetime.fromtimestamp(st.st_mtime, UTC)
+
+
+def list_roots(roots: StorageRoots, groups: frozenset[str] | None, mapping: dict[str, list[Path]]) -> Listing:
+    entries = [
+        Entry(str(root), str(root), "folder", None, _modified(os.stat(real)))
+        for root, real in zip(roots.configured, roots.real, strict=True)
+        if real.is_dir() and roots.readable_by(real, groups, mapping)
+    ]
+    return Listing("", None, entries, False)
+
+
+def list_path(
+    roots: StorageRoots, raw: str, groups: frozenset[str] | None, mapping: dict[str, list[Path]], limit: int
+) -> Listing:
+    """A folder's entries (folders first, then by name), or a file as its own single entry."""
+    real = roots.resolve_source(raw)
+    if not roots.readable_by(real, groups, mapping):
+        raise StagingError("source_forbidden", f"your groups may not read '{raw}'")
+    shown = _display_path(roots, raw)
+    parent = _parent_of(roots, shown)
+    st = os.stat(real)
+    if not stat.S_ISDIR(st.st_mode):
+        entry = Entry(os.path.basename(shown), shown, "file", st.st_size, _modified(st))
+        return Listing(shown, parent, [entry], False)
+    entries: list[Entry] = []
+    truncated = False
+    with os.scandir(real) as listing:
+        for child in sorted(listing, key=lambda item: item.name):
+            found = _entry(roots, child, shown, groups, mapping)
+            if found is None:
+                continue
+            if len(entries) == limit:
+                truncated = True
+                break
+            entries.append(found)
+    entries.sort(key=lambda item: (item.type != "folder", item.name))
+    return Listing(shown, parent, entries, truncated)
+
+
+def _display_path(roots: StorageRoots, raw: str) -> str:
+    """The path as the user sees it: absolute below a configured root, without '.' or doubled '/'."""
+    parts = [part for part in raw.split("/") if part not in ("", ".")]
+    if raw.startswith("/"):
+        return "/" + "/".join(parts)
+    return str(roots.configured[0].joinpath(*parts))
+
+
+def _parent_of(roots: StorageRoots, shown: str) -> str | None:
+    """The folder above, or "" (the list of roots) at a root."""
+    path = Path(shown)
+    if path in roots.configured or path in roots.real:
+        return ""
+    return str(path.parent)
+
+
+def _entry(
+    roots: StorageRoots,
+    child: os.DirEntry[str],
+    folder: str,
+    groups: frozenset[str] | None,
+    mapping: dict[str, list[Path]],
+) -> Entry | None:
+    try:
+        real = Path(os.path.realpath(child.path)) if child.is_symlink() else Path(child.path)
+        if not roots.contains(real):
+            return None
+        st = os.stat(real)
+    except OSError:
+        return None
+    path = f"{folder.rstrip('/')}/{child.name}"
+    if stat.S_ISDIR(st.st_mode):
+        if not roots.readable_by(real, groups, mapping):
+            return None
+        return Entry(child.name, path, "folder", None, _modified(st))
+    if stat.S_ISREG(st.st_mode):
+        return Entry(child.name, path, "file", st.st_size, _modified(st))
+    return None
