@@ -101,6 +101,7 @@ class SiteConfig(BaseModel):
     auth_mode: str
     file_tool_enabled: bool
     file_tool_max_bytes: int
+    error_codes: dict[str, str] = Field(description="What each error code means, in plain words")
 
 
 class Me(BaseModel):

@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from ... import __version__
-from ...errors import StagingError
+from ...errors import CODES, StagingError
 from ..deps import IdentityDep, ServiceDep
 from ..schemas import Me, SiteConfig
 
@@ -39,6 +39,7 @@ def site_config(service: ServiceDep) -> SiteConfig:
         auth_mode=service.settings.auth_mode,
         file_tool_enabled=service.settings.enable_file_tool,
         file_tool_max_bytes=service.settings.file_tool_max_bytes,
+        error_codes={code: entry.meaning for code, entry in CODES.items()},
     )
 
 

@@ -1,0 +1,197 @@
+// The service's HTTP API, typed. Every failure becomes an ApiError with a readable message.
+
+export type JobStatus = 'queued' | 'running' | 'succeeded' | 'skipped' | 'failed' | 'cancelled'
+export const JOB_STATUSES: JobStatus[] = ['queued', 'running', 'succeeded', 'skipped', 'failed', 'cancelled']
+export const FINAL_STATUSES: JobStatus[] = ['succeeded', 'skipped', 'failed', 'cancelled']
+
+export interface Job {
+  job_id: number
+  request_id: string
+  status: JobStatus
+  method: string | null
+  username: string | null
+  local_path_on_storage: string | null
+  relative_path: string | null
+  destination: string | null
+  bytes: number | null
+  bytes_done: number
+  files: number | null
+  checksum: string | null
+  read_only: boolean | null
+  note: string | null
+  attempts: number
+  worker_id: string | null
+  error_code: string | null
+  error_reason: string | null
+  created_at: string
+  started_at: string | null
+  finished_at: string | null
+}
+
+export interface JobPage {
+  jobs: Job[]
+  total: number
+  limit: number
+  offset: number
+}
+
+export interface MethodInfo {
+  name: string
+  aliases: string[]
+  description: string
+  accepts_directories: boolean
+}
+
+export interface SiteConfig {
+  version: string
+  methods: MethodInfo[]
+  storage_roots: string[]
+  unavailable_methods: Record<string, string>
+  auth_mode: 'none' | 'header' | 'oidc'
+  file_tool_enabled: boolean
+  file_tool_max_bytes: number
+  error_codes: Record<string, string>
+}
+
+export interface Me {
+  username: string | null
+  authenticated: boolean
+  is_admin: boolean
+  admin_tools: boolean
+  groups: string[]
+}
+
+export interface StorageEntry {
+  name: string
+  path: string
+  type: 'file' | 'folder'
+  size: number | null
+  modified: string | null
+}
+
+export interface StorageListing {
+  path: string
+  parent: string | null
+  entries: StorageEntry[]
+  truncated: boolean
+}
+
+export interface StageItem {
+  method: string
+  local_path_on_storage: string
+  relative_path: string
+}
+
+export interface ItemOutcome {
+  index: number
+  job: Job
+  error: { detail: string; code: string } | null
+}
+
+export interface JobsAccepted {
+  request_id: string
+  items: ItemOutcome[]
+}
+
+export interface CreatedFile {
+  local_path_on_storage: string
+  bytes: number
+}
+
+/** A refused or failed call: `code` is the service's machine-readable code. */
+export class ApiError extends Error {
+  readonly status: number
+  readonly code: string
+
+  constructor(status: number, code: string, message: string) {
+    super(message)
+    this.name = 'ApiError'
+    this.status = status
+    this.code = code
+  }
+}
+
+const TOKEN_KEY = 'skao-staging-token'
+
+/** The bearer token (OIDC mode), kept for this browser tab only. */
+export const token = {
+  get: (): string | null => sessionStorage.getItem(TOKEN_KEY),
+  set: (value: string | null): void => {
+    if (value) sessionStorage.setItem(TOKEN_KEY, value)
+    else sessionStorage.removeItem(TOKEN_KEY)
+  },
+}
+
+export function authHeaders(): Record<string, string> {
+  const bearer = token.get()
+  return bearer ? { Authorization: `Bearer ${bearer}` } : {}
+}
+
+/** A message for people from an error answer's body, whatever its shape. */
+export function messageOf(status: number, body: unknown): { code: string; message: string } {
+  if (body && typeof body === 'object' && 'detail' in body) {
+    const { detail, code } = body as { detail: unknown; code?: unknown }
+    const text = typeof detail === 'string' ? detail : 'the request was not understood'
+    return { code: typeof code === 'string' ? code : `http_${status}`, message: capitalize(text) }
+  }
+  if (status === 502 || status === 503 || status === 504) {
+    return { code: `http_${status}`, message: 'The staging service is unavailable; try again shortly.' }
+  }
+  return { code: `http_${status}`, message: `The service answered with an unexpected error (HTTP ${status}).` }
+}
+
+function capitalize(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1)
+}
+
+export async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = { Accept: 'application/json', ...authHeaders() }
+  if (body !== undefined) headers['Content-Type'] = 'application/json'
+  let response: Response
+  try {
+    response = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    })
+  } catch {
+    throw new ApiError(0, 'network_error', 'The staging service cannot be reached. Check your connection.')
+  }
+  const text = await response.text()
+  let parsed: unknown = null
+  try {
+    parsed = text ? JSON.parse(text) : null
+  } catch {
+    parsed = null
+  }
+  if (!response.ok) {
+    const { code, message } = messageOf(response.status, parsed)
+    throw new ApiError(response.status, code, message)
+  }
+  return parsed as T
+}
+
+function query(params: Record<string, string | number | null | undefined>): string {
+  const search = new URLSearchParams()
+  for (const [key, value] of Object.entries(params)) {
+    if (value !== null && value !== undefined && value !== '') search.set(key, String(value))
+  }
+  const text = search.toString()
+  return text ? `?${text}` : ''
+}
+
+export const api = {
+  config: () => request<SiteConfig>('GET', '/api/v1/config'),
+  me: () => request<Me>('GET', '/api/v1/me'),
+  browse: (path: string) => request<StorageListing>('GET', `/api/v1/storage${query({ path })}`),
+  jobs: (filters: { username?: string | null; status?: string; method?: string; limit?: number }) =>
+    request<JobPage>('GET', `/api/v1/jobs${query({ ...filters })}`),
+  submit: (username: string | null, items: StageItem[]) =>
+    request<JobsAccepted>('POST', '/api/v1/jobs', { username: username || null, items }),
+  cancel: (jobId: number) => request<Job>('DELETE', `/api/v1/jobs/${jobId}`),
+  retry: (jobId: number) => request<Job>('POST', `/api/v1/jobs/${jobId}/retry`),
+  createFile: (path: string, content: { size: number } | { text: string }) =>
+    request<CreatedFile>('POST', '/api/v1/files', { path, ...content }),
+  downloadUrl: (path: string, username: string | null) =>
+    `/api/v1/download${query({ path, username })}`,
+}

@@ -1,0 +1,39 @@
+import { render, screen } from '@testing-library/react'
+import userEvent from '@testing-library/user-event'
+import { describe, expect, it, vi } from 'vitest'
+import { job } from '../test/fixtures'
+import { JobCard } from './JobCard'
+
+const start = '2026-11-23T10:00:00.000Z'
+
+describe('JobCard', () => {
+  it('shows progress, bytes and throughput of a running job, and cancels it', async () => {
+    const onCancel = vi.fn()
+    const running = job({ status: 'running', bytes: 4 * 1048576, bytes_done: 1048576, started_at: start })
+    render(<JobCard job={running} now={Date.parse(start) + 1000} onCancel={onCancel} onRetry={vi.fn()} />)
+    const bar = screen.getByRole('progressbar', { name: 'Progress of job 1' })
+    expect(bar).toHaveAttribute('value', String(1048576))
+    expect(bar).toHaveAttribute('max', String(4 * 1048576))
+    expect(screen.getByText(/1\.0 MiB of 4\.0 MiB \(25%\) · 1\.0 MiB\/s/)).toBeInTheDocument()
+    expect(screen.queryByRole('button', { name: 'Retry job 1' })).not.toBeInTheDocument()
+    await userEvent.click(screen.getByRole('button', { name: 'Cancel job 1' }))
+    expect(onCancel).toHaveBeenCalledOnce()
+  })
+
+  it('explains a failure in words and offers a retry', async () => {
+    const onRetry = vi.fn()
+    const failed = job({ status: 'failed', error_code: 'source_not_found', error_reason: "source 'x' does not exist" })
+    render(<JobCard job={failed} now={0} hint="The source does not exist." onCancel={vi.fn()} onRetry={onRetry} />)
+    expect(screen.getByText('Failed')).toBeInTheDocument()
+    expect(screen.getByRole('note')).toHaveTextContent("source 'x' does not exist — The source does not exist.")
+    expect(screen.queryByRole('button', { name: /Cancel/ })).not.toBeInTheDocument()
+    await userEvent.click(screen.getByRole('button', { name: 'Retry job 1' }))
+    expect(onRetry).toHaveBeenCalledOnce()
+  })
+
+  it('says a skipped job was already there, with no actions', () => {
+    render(<JobCard job={job({ status: 'skipped', bytes: 10, bytes_done: 10 })} now={0} onCancel={vi.fn()} onRetry={vi.fn()} />)
+    expect(screen.getByText('Already there')).toBeInTheDocument()
+    expect(screen.queryAllByRole('button')).toHaveLength(0)
+  })
+})

@@ -1,0 +1,87 @@
+import type { Job } from '../api'
+import { formatBytes, formatRate, formatTime, throughput } from '../format'
+
+interface Props {
+  job: Job
+  now: number
+  hint?: string
+  onCancel: () => void
+  onRetry: () => void
+}
+
+const STATE_WORDS: Record<Job['status'], string> = {
+  queued: 'Queued',
+  running: 'Running',
+  succeeded: 'Succeeded',
+  skipped: 'Already there',
+  failed: 'Failed',
+  cancelled: 'Cancelled',
+}
+
+/** One job: what, where, its state and progress, and what can be done with it. */
+export function JobCard({ job, now, hint, onCancel, onRetry }: Props) {
+  const active = job.status === 'queued' || job.status === 'running'
+  const rate = throughput(job.bytes_done, job.started_at, job.finished_at, now)
+  const percent = job.bytes ? Math.min(100, Math.round((job.bytes_done / job.bytes) * 100)) : null
+  return (
+    <li className={`job job-${job.status}`} aria-label={`Job ${job.job_id}, ${STATE_WORDS[job.status]}`}>
+      <div className="job-head">
+        <span className={`badge badge-${job.status}`}>{STATE_WORDS[job.status]}</span>
+        <span className="job-id">#{job.job_id}</span>
+        <span className="job-method">{job.method ?? 'unknown method'}</span>
+        {job.username ? <span className="muted">for {job.username}</span> : null}
+        <span className="muted job-time">{formatTime(job.created_at)}</span>
+      </div>
+      <div className="job-paths">
+        <code title={job.local_path_on_storage ?? ''}>{job.local_path_on_storage ?? '—'}</code>
+        {job.method !== 'direct_download' ? (
+          <>
+            <span aria-hidden="true"> → </span>
+            <span className="visually-hidden">to</span>
+            <code title={job.destination ?? ''}>{job.relative_path ?? '—'}</code>
+          </>
+        ) : null}
+      </div>
+      {active || job.bytes ? (
+        <div className="job-progress">
+          <progress
+            max={job.bytes ?? undefined}
+            value={job.status === 'queued' ? undefined : job.bytes_done}
+            aria-label={`Progress of job ${job.job_id}`}
+          />
+          <span className="muted">
+            {formatBytes(job.bytes_done)} of {formatBytes(job.bytes)}
+            {percent !== null ? ` (${percent}%)` : ''}
+            {rate !== null ? ` · ${formatRate(rate)}` : ''}
+            {job.files && job.files > 1 ? ` · ${job.files} files` : ''}
+          </span>
+        </div>
+      ) : null}
+      {job.error_reason ? (
+        <div className="job-error" role="note">
+          <strong>{job.error_reason}</strong>
+          {hint ? <span className="muted"> — {hint}</span> : null}
+        </div>
+      ) : null}
+      {job.note ? <div className="muted">{job.note}</div> : null}
+      {job.checksum && job.status === 'succeeded' ? (
+        <div className="muted small">
+          checksum <code>{job.checksum}</code>
+          {job.read_only ? ' · read-only' : ''}
+        </div>
+      ) : null}
+      <div className="job-actions">
+        {active ? (
+          <button type="button" onClick={onCancel} aria-label={`Cancel job ${job.job_id}`}>
+            Cancel
+          </button>
+        ) : null}
+        {job.status === 'failed' || job.status === 'cancelled' ? (
+          <button type="button" onClick={onRetry} aria-label={`Retry job ${job.job_id}`}>
+            Retry
+          </button>
+        ) : null}
+      </div>
+    </li>
+  )
+}

@@ -1,0 +1,56 @@
+// Numbers and times for people.
+
+const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB']
+
+export function formatBytes(bytes: number | null | undefined): string {
+  if (bytes === null || bytes === undefined) return '—'
+  let value = bytes
+  let unit = 0
+  while (value >= 1024 && unit < UNITS.length - 1) {
+    value /= 1024
+    unit += 1
+  }
+  return unit === 0 ? `${value} B` : `${value.toFixed(value < 10 ? 1 : 0)} ${UNITS[unit]}`
+}
+
+export function formatRate(bytesPerSecond: number | null): string {
+  return bytesPerSecond === null ? '—' : `${formatBytes(Math.round(bytesPerSecond))}/s`
+}
+
+export function parseTime(iso: string | null): number | null {
+  if (!iso) return null
+  const time = Date.parse(iso)
+  return Number.isNaN(time) ? null : time
+}
+
+/** Bytes per second between a job's start and its end (or now, while it runs). */
+export function throughput(
+  bytesDone: number,
+  startedAt: string | null,
+  finishedAt: string | null,
+  now: number,
+): number | null {
+  const start = parseTime(startedAt)
+  if (start === null || bytesDone <= 0) return null
+  const end = parseTime(finishedAt) ?? now
+  const seconds = (end - start) / 1000
+  return seconds > 0.001 ? bytesDone / seconds : null
+}
+
+export function formatTime(iso: string | null): string {
+  const time = parseTime(iso)
+  if (time === null) return '—'
+  return new Date(time).toLocaleString(undefined, {
+    month: 'short',
+    day: 'numeric',
+    hour: '2-digit',
+    minute: '2-digit',
+    second: '2-digit',
+  })
+}
+
+/** The last part of a path, for a default destination name. */
+export function baseName(path: string): string {
+  const parts = path.split('/').filter(Boolean)
+  return parts.length ? parts[parts.length - 1] : ''
+}

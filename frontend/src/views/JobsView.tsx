@@ -1,0 +1,163 @@
+import { useCallback, useEffect, useId, useState } from 'react'
+import { api, ApiError, JOB_STATUSES, type Job, type Me, type SiteConfig } from '../api'
+import { ErrorMessage } from '../components/ErrorMessage'
+import { JobCard } from '../components/JobCard'
+import { follow } from '../events'
+
+const PAGE = 100
+
+interface Props {
+  config: SiteConfig
+  me: Me
+  /** The user whose jobs are shown first (the one last staged for). */
+  defaultUser: string
+}
+
+/** The user's jobs, newest first, kept current by the service's event stream. */
+export function JobsView({ config, me, defaultUser }: Props) {
+  const [status, setStatus] = useState('')
+  const [method, setMethod] = useState('')
+  const [username, setUsername] = useState(me.authenticated && !me.is_admin ? (me.username ?? '') : defaultUser)
+  const [jobs, setJobs] = useState<Job[] | null>(null)
+  const [total, setTotal] = useState(0)
+  const [error, setError] = useState<ApiError | null>(null)
+  const [streamError, setStreamError] = useState<ApiError | null>(null)
+  const [actionError, setActionError] = useState<ApiError | null>(null)
+  const [now, setNow] = useState(() => Date.now())
+  const ids = { status: useId(), method: useId(), username: useId() }
+  const userFilter = username.trim()
+
+  const matches = useCallback(
+    (job: Job) =>
+      (!status || job.status === status) &&
+      (!method || job.method === method) &&
+      (!userFilter || job.username === userFilter),
+    [status, method, userFilter],
+  )
+
+  useEffect(() => {
+    const controller = new AbortController()
+    setJobs(null)
+    setError(null)
+    // follow first, then load the page: a change between the two is not lost
+    follow(`/api/v1/events${userFilter ? `?username=${encodeURIComponent(userFilter)}` : ''}`, controller.signal, {
+      onOpen: () => setStreamError(null),
+      onError: setStreamError,
+      onEvent: (event, data) => {
+        if (event !== 'job') return
+        const job = JSON.parse(data) as Job
+        setJobs((current) => (current === null ? current : merge(current, job, matches(job))))
+      },
+    })
+    api
+      .jobs({ username: userFilter || null, status, method, limit: PAGE })
+      .then((page) => {
+        if (controller.signal.aborted) return
+        setJobs((current) => (current ?? []).reduce((list, job) => merge(list, job, matches(job)), page.jobs))
+        setTotal(page.total)
+      })
+      .catch((caught: unknown) => {
+        if (!controller.signal.aborted) setError(caught instanceof ApiError ? caught : null)
+      })
+    return () => controller.abort()
+  }, [status, method, userFilter, matches])
+
+  const running = jobs?.some((job) => job.status === 'running') ?? false
+  useEffect(() => {
+    if (!running) return
+    const timer = window.setInterval(() => setNow(Date.now()), 1000)
+    return () => window.clearInterval(timer)
+  }, [running])
+
+  const act = async (action: (id: number) => Promise<Job>, job: Job) => {
+    setActionError(null)
+    try {
+      const changed = await action(job.job_id)
+      setJobs((current) => (current === null ? current : merge(current, changed, true)))
+    } catch (caught) {
+      setActionError(caught instanceof ApiError ? caught : null)
+    }
+  }
+
+  return (
+    <section className="panel" aria-labelledby="jobs-title">
+      <h1 id="jobs-title">Jobs</h1>
+      <div className="filters row">
+        <div className="field">
+          <label htmlFor={ids.status}>State</label>
+          <select id={ids.status} value={status} onChange={(event) => setStatus(event.target.value)}>
+            <option value="">All states</option>
+            {JOB_STATUSES.map((name) => (
+              <option key={name} value={name}>
+                {name}
+              </option>
+            ))}
+          </select>
+        </div>
+        <div className="field">
+          <label htmlFor={ids.method}>Method</label>
+          <select id={ids.method} value={method} onChange={(event) => setMethod(event.target.value)}>
+            <option value="">All methods</option>
+            {config.methods.map((item) => (
+              <option key={item.name} value={item.name}>
+                {item.name}
+              </option>
+            ))}
+          </select>
+        </div>
+        <div className="field">
+          <label htmlFor={ids.username}>User</label>
+          <input
+            id={ids.username}
+            value={username}
+            onChange={(event) => setUsername(event.target.value)}
+            readOnly={me.authenticated && !me.is_admin}
+            placeholder="everyone"
+          />
+        </div>
+      </div>
+      {streamError ? <ErrorMessage error={streamError} /> : null}
+      {actionError ? <ErrorMessage error={actionError} hint={config.error_codes[actionError.code]} /> : null}
+      {error ? <ErrorMessage error={error} /> : null}
+      {jobs === null && !error ? (
+        <p className="loading" role="status">
+          Loading jobs…
+        </p>
+      ) : null}
+      {jobs !== null && jobs.length === 0 ? (
+        <p className="empty">
+          No jobs {status || method || userFilter ? 'match these filters' : 'yet'}. <a href="#/stage">Stage data</a>.
+        </p>
+      ) : null}
+      {jobs !== null && jobs.length > 0 ? (
+        <>
+          <ol className="jobs" aria-label="Jobs, newest first">
+            {jobs.map((job) => (
+              <JobCard
+                key={job.job_id}
+                job={job}
+                now={now}
+                hint={job.error_code ? config.error_codes[job.error_code] : undefined}
+                onCancel={() => void act(api.cancel, job)}
+                onRetry={() => void act(api.retry, job)}
+              />
+            ))}
+          </ol>
+          {total > jobs.length ? (
+            <p className="muted">
+              The newest {jobs.length} of {total} jobs are shown.
+            </p>
+          ) : null}
+        </>
+      ) : null}
+    </section>
+  )
+}
+
+/** The list with `job` replaced, added at its place (newest first), or removed when it no longer matches. */
+export function merge(list: Job[], job: Job, keep: boolean): Job[] {
+  const others = list.filter((item) => item.job_id !== job.job_id)
+  if (!keep) return others
+  const at = others.findIndex((item) => item.job_id < job.job_id)
+  return at === -1 ? [...others, job] : [...others.slice(0, at), job, ...others.slice(at)]
+}

@@ -1,0 +1,109 @@
+import { render, screen, within } from '@testing-library/react'
+import userEvent from '@testing-library/user-event'
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { config, developer, job, signedIn, stubFetch } from '../test/fixtures'
+import { StageView } from './StageView'
+
+afterEach(() => vi.unstubAllGlobals())
+
+function renderStage(me = developer, onSubmitted = vi.fn()) {
+  const onUsername = vi.fn()
+  render(
+    <StageView
+      config={config}
+      me={me}
+      initialSource={null}
+      username={me.username ?? 'ann'}
+      onUsername={onUsername}
+      onSubmitted={onSubmitted}
+    />,
+  )
+  return { onSubmitted, onUsername }
+}
+
+describe('StageView', () => {
+  it('queues several items in one request and names the destination after the source', async () => {
+    const calls = stubFetch({
+      'POST /api/v1/jobs': {
+        status: 202,
+        body: { request_id: 'r9', items: [{ index: 0, job: job(), error: null }, { index: 1, job: job(), error: null }] },
+      },
+    })
+    const { onSubmitted } = renderStage()
+    await userEvent.type(screen.getByLabelText('Source on storage'), '/data/archive/a.fits')
+    expect(screen.getByLabelText('Destination in the user area')).toHaveValue('a.fits')
+    await userEvent.click(screen.getByRole('button', { name: '+ Add item' }))
+    const sources = screen.getAllByLabelText('Source on storage')
+    await userEvent.type(sources[1], 'obs/b.ms')
+    await userEvent.click(screen.getByRole('button', { name: 'Stage 2 items' }))
+    expect(calls[0].body).toEqual({
+      username: 'ann',
+      items: [
+        { method: 'local_copy', local_path_on_storage: '/data/archive/a.fits', relative_path: 'a.fits' },
+        { method: 'local_copy', local_path_on_storage: 'obs/b.ms', relative_path: 'b.ms' },
+      ],
+    })
+    expect(onSubmitted).toHaveBeenCalledWith('r9')
+  })
+
+  it('shows a refused item as a sentence with its meaning', async () => {
+    stubFetch({
+      'POST /api/v1/jobs': {
+        status: 202,
+        body: {
+          request_id: 'r1',
+          items: [{ index: 0, job: job(), error: { detail: "source 'nope' does not exist", code: 'source_not_found' } }],
+        },
+      },
+    })
+    const { onSubmitted } = renderStage()
+    await userEvent.type(screen.getByLabelText('Source on storage'), 'nope')
+    await userEvent.click(screen.getByRole('button', { name: 'Stage' }))
+    const alert = await screen.findByRole('alert')
+    expect(alert).toHaveTextContent("Item 1: source 'nope' does not exist")
+    expect(alert).toHaveTextContent('The source does not exist.')
+    expect(alert).not.toHaveTextContent('{')
+    expect(onSubmitted).not.toHaveBeenCalled()
+  })
+
+  it('takes the username from the sign-in', () => {
+    renderStage(signedIn)
+    const field = screen.getByLabelText('Username')
+    expect(field).toHaveValue('ann')
+    expect(field).toHaveAttribute('readonly')
+  })
+
+  it('asks only for a file when downloading, and refuses a folder', async () => {
+    stubFetch({
+      'GET /api/v1/storage': {
+        body: { path: '/data/archive/obs', parent: '/data/archive', truncated: false, entries: [
+          { name: 'x', path: '/data/archive/obs/x', type: 'file', size: 1, modified: null },
+        ] },
+      },
+    })
+    renderStage()
+    await userEvent.selectOptions(screen.getByLabelText('Method'), 'direct_download')
+    expect(screen.queryByLabelText('Destination in the user area')).not.toBeInTheDocument()
+    expect(screen.queryByRole('button', { name: '+ Add item' })).not.toBeInTheDocument()
+    await userEvent.type(screen.getByLabelText('Source on storage'), '/data/archive/obs')
+    await userEvent.click(screen.getByRole('button', { name: 'Download' }))
+    expect(await screen.findByRole('alert')).toHaveTextContent('Only a single file can be downloaded')
+  })
+
+  it('browses the storage and picks a file', async () => {
+    stubFetch({
+      'GET /api/v1/storage': {
+        body: { path: '/data/archive', parent: '', truncated: false, entries: [
+          { name: 'obs', path: '/data/archive/obs', type: 'folder', size: null, modified: null },
+          { name: 'a.fits', path: '/data/archive/a.fits', type: 'file', size: 2048, modified: null },
+        ] },
+      },
+    })
+    renderStage()
+    await userEvent.click(screen.getByRole('button', { name: 'Browse…' }))
+    const dialog = await screen.findByRole('dialog', { name: 'Choose a source' })
+    await userEvent.click(await within(dialog).findByRole('button', { name: /a\.fits/ }))
+    expect(screen.getByLabelText('Source on storage')).toHaveValue('/data/archive/a.fits')
+    expect(screen.queryByRole('dialog')).not.toBeInTheDocument()
+  })
+})
