@@ -31,6 +31,14 @@ describe('JobCard', () => {
     expect(onRetry).toHaveBeenCalledOnce()
   })
 
+  it('reports a cancellation as a fact, not an error', () => {
+    const cancelled = job({ status: 'cancelled', error_code: 'job_cancelled', error_reason: 'cancelled while it ran' })
+    render(<JobCard job={cancelled} now={0} hint="The job was cancelled." onCancel={vi.fn()} onRetry={vi.fn()} />)
+    expect(screen.getByRole('note')).toHaveTextContent(/^Cancelled while it ran\.$/)
+    expect(screen.getByRole('note')).not.toHaveClass('job-error')
+    expect(screen.getByRole('button', { name: 'Retry job 1' })).toBeInTheDocument()
+  })
+
   it('says a skipped job was already there, with no actions', () => {
     render(<JobCard job={job({ status: 'skipped', bytes: 10, bytes_done: 10 })} now={0} onCancel={vi.fn()} onRetry={vi.fn()} />)
     expect(screen.getByText('Already there')).toBeInTheDocument()

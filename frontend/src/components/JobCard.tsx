@@ -57,10 +57,14 @@ export function JobCard({ job, now, hint, onCancel, onRetry }: Props) {
           </span>
         </div>
       ) : null}
-      {job.error_reason ? (
+      {job.error_reason && job.status === 'failed' ? (
         <div className="job-error" role="note">
           <strong>{job.error_reason}</strong>
           {hint ? <span className="muted"> — {hint}</span> : null}
+        </div>
+      ) : job.error_reason ? (
+        <div className="muted" role="note">
+          {capitalize(job.error_reason)}.
         </div>
       ) : null}
       {job.note ? <div className="muted">{job.note}</div> : null}
@@ -84,4 +88,8 @@ export function JobCard({ job, now, hint, onCancel, onRetry }: Props) {
       </div>
     </li>
   )
+}
+
+function capitalize(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1)
 }

@@ -46,6 +46,7 @@ export function JobsView({ config, me, defaultUser }: Props) {
       onEvent: (event, data) => {
         if (event !== 'job') return
         const job = JSON.parse(data) as Job
+        setNow(Date.now()) // progress is measured up to the moment it arrived
         setJobs((current) => (current === null ? current : merge(current, job, matches(job))))
       },
     })
@@ -53,6 +54,7 @@ export function JobsView({ config, me, defaultUser }: Props) {
       .jobs({ username: userFilter || null, status, method, limit: PAGE })
       .then((page) => {
         if (controller.signal.aborted) return
+        setNow(Date.now())
         setJobs((current) => (current ?? []).reduce((list, job) => merge(list, job, matches(job)), page.jobs))
         setTotal(page.total)
       })

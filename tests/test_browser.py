@@ -1,0 +1,289 @@
+"""End to end in a real headless Chromium (Debian's, driven by Playwright) against real processes:
+an API serving the built frontend and a separate worker, on MariaDB, with real storage.
+
+Screenshots of every view go to test-artifacts/screenshots/.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from cluster import Cluster, drop_database, fresh_database
+from skao_staging.api.ui import WEB_DIR
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
+MIB = 1024 * 1024
+RATE = 8 * MIB  # the bandwidth cap makes copies slow enough to watch and to cancel
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="Debian's chromium is not installed (.ci/run installs it)"
+)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, str]]:
+    assert (WEB_DIR / "index.html").is_file(), "build the frontend first: npm --prefix frontend run build"
+    name, url = fresh_database()
+    cluster = Cluster(
+        tmp_path_factory.mktemp("browser"),
+        url,
+        enable_file_tool="true",
+        file_tool_max_bytes=str(4 * MIB),
+        max_bytes_per_second=str(RATE),
+        log_level="INFO",
+    )
+    try:
+        cluster.migrate()
+        api = cluster.start_api()
+        cluster.start_worker(concurrency=2)
+        yield cluster, api
+    finally:
+        cluster.stop()
+        drop_database(name)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.fail("Debian's chromium is missing: apt-get install chromium (scripts/test does)")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, accept_downloads=True)
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+    yield page
+    context.close()
+    unexpected = [text for text in problems if "status of 4" not in text]  # refused requests log a console line
+    assert not unexpected, f"{request.node.name}: the page reported errors: {unexpected}"
+
+
+def shoot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def stage_form(page: Page, api: str, username: str, method: str = "local_copy") -> None:
+    page.goto(f"{api}/#/stage")
+    page.get_by_label("Method").select_option(method)
+    page.get_by_label("Username").fill(username)
+
+
+def job_card(page: Page, job_id: int | str) -> object:
+    return page.get_by_role("listitem", name=re.compile(rf"^Job {job_id},"))
+
+
+def test_stage_a_file_through_the_form_and_watch_it_succeed(site: tuple[Cluster, str], page: Page) -> None:
+    cluster, api = site
+    data = os.urandom(24 * MIB)
+    cluster.source("obs/run1/visibilities.ms", data)
+    stage_form(page, api, "astrid")
+    page.get_by_role("button", name="Browse…").click()
+    picker = page.get_by_role("dialog", name="Choose a source")
+    picker.get_by_role("button", name="obs").click()
+    picker.get_by_role("button", name="run1").click()
+    shoot(page, "stage-picker")
+    picker.get_by_role("button", name=re.compile("visibilities.ms")).click()
+    expect(page.get_by_label("Source on storage")).to_have_value(str(cluster.storage / "obs/run1/visibilities.ms"))
+    expect(page.get_by_label("Destination in the user area")).to_have_value("visibilities.ms")
+    page.get_by_label("Destination in the user area").fill("run1/visibilities.ms")
+    shoot(page, "stage")
+    page.get_by_role("button", name="Stage", exact=True).click()
+
+    expect(page).to_have_url(re.compile("#/jobs$"))
+    card = page.get_by_role("listitem", name=re.compile(r"^Job \d+, Running"))
+    expect(card).to_be_visible(timeout=15_000)
+    bar = card.get_by_role("progressbar")
+    seen_partial = False
+    for _ in range(100):  # watch the bar move while the copy runs (about 3 s at the cap)
+        value, top = bar.get_attribute("value"), bar.get_attribute("max")
+        if value and top and 0 < int(value) < int(top):
+            seen_partial = True
+            shoot(page, "jobs-running")
+            break
+        page.wait_for_timeout(50)
+    assert seen_partial, "the progress bar never showed a partial copy"
+    expect(card).to_contain_text(re.compile(r"MiB of 24 MiB \(\d+%\) · \d+(\.\d)? MiB/s"))
+    rate = re.search(r"· ([\d.]+) MiB/s", card.inner_text())
+    assert rate and float(rate[1]) < 4 * RATE / MIB, f"implausible throughput under an {RATE // MIB} MiB/s cap: {rate}"
+    done = page.get_by_role("listitem", name=re.compile(r"^Job \d+, Succeeded"))
+    expect(done).to_be_visible(timeout=30_000)
+    expect(done).to_contain_text("24 MiB of 24 MiB (100%)")
+    expect(done).to_contain_text("read-only")
+    assert (cluster.users / "astrid" / "run1" / "visibilities.ms").read_bytes() == data
+    shoot(page, "jobs")
+
+
+def test_the_operation_appears_in_the_log_viewer(site: tuple[Cluster, str], page: Page) -> None:
+    cluster, api = site
+    cluster.source("logged.txt", b"logged")
+    page.goto(f"{api}/#/logs")
+    expect(page.get_by_role("status").filter(has_text="Live.")).to_be_visible()
+    job_id = cluster.submit(
+        api, "logan", [{"method": "local_copy", "local_path_on_storage": "logged.txt", "relative_path": "l"}]
+    )
+    job_id = job_id["items"][0]["job"]["job_id"]
+    lines = page.get_by_label("Log lines")
+    expect(lines).to_contain_text(f"job {job_id} succeeded", timeout=15_000)  # live, not reloaded
+
+    page.get_by_label("Search").fill(f"job {job_id} ")
+    expect(lines.locator(".log-line").first).to_contain_text(f"job {job_id} ")
+    for line in lines.locator(".log-line").all_inner_texts():
+        assert f"job {job_id} " in line
+    page.get_by_label("Search").fill("")
+    page.get_by_label("Level at least").select_option("WARNING")
+    expect(page.get_by_role("status").filter(has_text="Live.")).to_be_visible()
+    for line in lines.locator(".log-line").all_inner_texts():
+        assert " INFO " not in line and " DEBUG " not in line
+    page.get_by_label("Level at least").select_option("")
+
+    page.get_by_role("button", name="Pause").click()
+    cluster.source("while-paused.txt", b"p")
+    paused_job = cluster.submit(
+        api, "logan", [{"method": "local_copy", "local_path_on_storage": "while-paused.txt", "relative_path": "p"}]
+    )["items"][0]["job"]["job_id"]
+    resume = page.get_by_role("button", name=re.compile(r"Resume \(\d+ new\)"))
+    expect(resume).to_be_visible(timeout=15_000)
+    assert f"job {paused_job} " not in lines.inner_text()
+    shoot(page, "logs-paused")
+    resume.click()
+    expect(lines).to_contain_text(f"job {paused_job} ", timeout=15_000)
+    shoot(page, "logs")
+
+
+def test_a_bad_path_shows_the_error_in_words(site: tuple[Cluster, str], page: Page) -> None:
+    cluster, api = site
+    stage_form(page, api, "bertha")
+    page.get_by_label("Source on storage").fill("no/such/file.fits")
+    page.get_by_role("button", name="Stage", exact=True).click()
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text("Item 1: source 'no/such/file.fits' does not exist")
+    expect(alert).to_contain_text("(source_not_found)")
+    assert "{" not in alert.inner_text()
+    page.get_by_label("Source on storage").fill("../../etc/passwd")
+    page.get_by_role("button", name="Stage", exact=True).click()
+    expect(page.get_by_role("alert")).to_contain_text("must not contain '..'")
+    shoot(page, "stage-error")
+    page.goto(f"{api}/#/jobs")
+    page.get_by_label("User").fill("bertha")
+    failed = page.get_by_role("listitem", name=re.compile(r"^Job \d+, Failed")).filter(has_text="no/such/file.fits")
+    expect(failed).to_contain_text("The source does not exist.")  # recorded, and explained
+    expect(failed.get_by_role("button", name=re.compile("Retry"))).to_be_visible()
+    assert not (cluster.users / "bertha").exists()
+
+
+def test_cancel_a_running_job(site: tuple[Cluster, str], page: Page) -> None:
+    cluster, api = site
+    cluster.source("long.bin", os.urandom(64 * MIB))  # 8 s at the cap
+    stage_form(page, api, "cyril")
+    page.get_by_label("Source on storage").fill("long.bin")
+    page.get_by_role("button", name="Stage", exact=True).click()
+    running = page.get_by_role("listitem", name=re.compile(r"^Job \d+, Running"))
+    expect(running).to_be_visible(timeout=15_000)
+    job_id = re.search(r"Job (\d+)", running.get_attribute("aria-label") or "")
+    assert job_id
+    running.get_by_role("button", name=f"Cancel job {job_id[1]}").click()
+    cancelled = job_card(page, job_id[1])
+    expect(cancelled).to_have_attribute("aria-label", re.compile("Cancelled"), timeout=10_000)
+    expect(cancelled.get_by_role("button", name=f"Retry job {job_id[1]}")).to_be_visible()
+    shoot(page, "jobs-cancelled")
+    assert httpx.get(f"{api}/api/v1/jobs/{job_id[1]}").json()["status"] == "cancelled"
+    assert not (cluster.users / "cyril" / "long.bin").exists()
+    assert not [p for p in (cluster.users / "cyril").rglob("*") if p.is_file()], "a partial file was left"
+
+
+def test_direct_download_lands_as_a_file(site: tuple[Cluster, str], page: Page, tmp_path: Path) -> None:
+    cluster, api = site
+    data = os.urandom(3 * MIB + 17)
+    cluster.source("images/cube.fits", data)
+    stage_form(page, api, "dora", method="direct_download")
+    page.get_by_label("Source on storage").fill("images/cube.fits")
+    with page.expect_download() as started:
+        page.get_by_role("button", name="Download").click()
+    download = started.value
+    assert download.suggested_filename == "cube.fits"
+    saved = tmp_path / "cube.fits"
+    download.save_as(saved)
+    assert saved.read_bytes() == data
+    expect(page.get_by_role("status")).to_contain_text("Downloading cube.fits")
+    jobs = httpx.get(f"{api}/api/v1/jobs", params={"username": "dora", "method": "direct_download"}).json()
+    assert jobs["jobs"][0]["status"] == "succeeded" and jobs["jobs"][0]["bytes_done"] == len(data)
+    page.get_by_label("Source on storage").fill("images")
+    page.get_by_role("button", name="Download").click()
+    expect(page.get_by_role("alert")).to_contain_text("Only a single file can be downloaded")
+
+
+def test_file_tool_creates_a_file_to_stage(site: tuple[Cluster, str], page: Page) -> None:
+    cluster, api = site
+    page.goto(f"{api}/#/files")
+    page.get_by_label("Path in the storage root").fill("made/by-ui.txt")
+    page.get_by_label("Text").check()
+    page.get_by_role("textbox", name="Text").fill("hello from the browser")
+    page.get_by_role("button", name="Create file").click()
+    expect(page.get_by_role("status")).to_contain_text("Created made/by-ui.txt (22 B)")
+    shoot(page, "files")
+    assert (cluster.storage / "made" / "by-ui.txt").read_text() == "hello from the browser"
+    page.get_by_role("button", name="Create file").click()
+    expect(page.get_by_role("alert")).to_contain_text("exists already")
+    page.get_by_label("Random bytes").check()
+    page.get_by_label("Path in the storage root").fill("made/too-big.bin")
+    page.get_by_label("Size").fill("5")
+    page.get_by_label("Unit").select_option("MiB")
+    expect(page.get_by_role("button", name="Create file")).to_be_disabled()
+    page.get_by_label("Size").fill("1")
+    page.get_by_role("button", name="Create file").click()
+    expect(page.get_by_role("status")).to_contain_text("(1.0 MiB)")
+    assert (cluster.storage / "made" / "too-big.bin").stat().st_size == MIB
+    page.get_by_role("button", name="Stage this file").click()
+    expect(page.get_by_label("Source on storage")).to_have_value("made/too-big.bin")
+
+
+def test_keyboard_and_a_narrow_window(site: tuple[Cluster, str], page: Page) -> None:
+    _, api = site
+    page.goto(f"{api}/")
+    expect(page.get_by_role("heading", name="Stage data")).to_be_visible()
+    for _ in range(10):  # Tab reaches the views' links
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.textContent") == "Jobs":
+            break
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Jobs")).to_be_visible()
+    page.get_by_label("State").focus()
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == page.get_by_label("Method").get_attribute("id")
+    page.set_viewport_size({"width": 400, "height": 800})
+    page.goto(f"{api}/#/stage")
+    expect(page.get_by_role("heading", name="Stage data")).to_be_visible()
+    overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    assert overflow <= 0, f"the page scrolls sideways by {overflow}px at 400px"
+    shoot(page, "stage-narrow")
+    page.goto(f"{api}/#/jobs")
+    page.get_by_label("User").fill("astrid")
+    expect(page.get_by_role("listitem").first).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth") <= 0
+    shoot(page, "jobs-narrow")
