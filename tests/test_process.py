@@ -146,20 +146,40 @@ def test_migrate_command_and_unmigrated_database(tmp_path: Path) -> None:
     env = {key: value for key, value in os.environ.items() if not key.startswith("STAGING_")}
     env["STAGING_DATABASE_URL"] = f"mysql+pymysql://root@127.0.0.1:3306/{name}"
     env["STAGING_LOG_FILE"] = str(tmp_path / "log")
+    waiting: subprocess.Popen[bytes] | None = None
     try:
         refused = subprocess.run(
-            [str(BIN), "serve", "--port", str(free_port())], env=env, capture_output=True, text=True, timeout=60
+            [str(BIN), "serve", "--port", str(free_port())],
+            env={**env, "STAGING_STARTUP_WAIT_SECONDS": "1"},
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert refused.returncode != 0
         assert "run 'skao-staging migrate'" in refused.stderr
+        # an API started before the migration waits for it (as a pod beside a migration job does)
+        port = free_port()
+        waiting = subprocess.Popen(
+            [str(BIN), "serve", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(1.5)
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
         migrated = subprocess.run([str(BIN), "migrate"], env=env, capture_output=True, text=True, timeout=60)
         assert migrated.returncode == 0, migrated.stderr
         assert "revision 0004" in migrated.stdout
+        wait_ready(f"http://127.0.0.1:{port}", waiting, timeout=30)
         with connection.cursor() as cursor:
             cursor.execute(f"SHOW COLUMNS FROM {name}.staging_jobs")
             columns = {row[0] for row in cursor.fetchall()}
         assert {"id", "local_path_on_storage", "relative_path", "status", "error_reason", "note"} <= columns
     finally:
+        if waiting is not None:
+            waiting.terminate()
+            waiting.wait(30)
         with connection.cursor() as cursor:
             cursor.execute(f"DROP DATABASE {name}")
         connection.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -58,10 +57,13 @@ def serve(
 def migrate() -> None:
     """Apply the database migrations (MySQL/MariaDB; SQLite is migrated by serve)."""
     from .config import get_settings
-    from .db import Database, current_revision, upgrade
+    from .db import Database, current_revision, upgrade, wait_for_database
+    from .logs import configure_logging
 
-    db = Database(get_settings().database_url)
-    upgrade(db)
+    settings = get_settings()
+    configure_logging(settings)
+    db = Database(settings.database_url)
+    wait_for_database(lambda: upgrade(db), settings.startup_wait_seconds)
     console.print(f"database schema at revision {current_revision(db)}")
 
 
@@ -71,9 +73,8 @@ def worker(
     metrics_port: Annotated[int | None, typer.Option(help="Serve this process's Prometheus metrics here.")] = None,
 ) -> None:
     """Run jobs from the database until SIGTERM or SIGINT (then finish or hand back running jobs)."""
-    from .api.app import prepare_database
     from .config import get_settings
-    from .db import Database
+    from .db import Database, prepare_database, wait_for_database
     from .logs import configure_logging
     from .service import StagingService
     from .worker import Heartbeat, Worker
@@ -81,7 +82,7 @@ def worker(
     settings = get_settings()
     configure_logging(settings)
     db = Database(settings.database_url)
-    _wait_for_database(lambda: prepare_database(settings, db))
+    wait_for_database(lambda: prepare_database(db), settings.startup_wait_seconds)
     service = StagingService(settings, db)
     pool = Worker(service, concurrency or settings.worker_threads)
     service.on_submit = pool.wake
@@ -101,25 +102,6 @@ def worker(
     pool.stop(settings.shutdown_grace_seconds)
     heartbeat.stop()
     db.dispose()
-
-
-def _wait_for_database(prepare: Callable[[], None], timeout: float = 300) -> None:
-    """A worker may start before its database answers (a pod beside a restarting MariaDB)."""
-    from sqlalchemy.exc import OperationalError
-
-    from .logs import get_logger
-
-    deadline, pause = time.monotonic() + timeout, 0.5
-    while True:
-        try:
-            prepare()
-            return
-        except OperationalError:
-            if time.monotonic() > deadline:
-                raise
-            get_logger("worker").warning("the database does not answer yet; trying again in %.1fs", pause)
-            time.sleep(pause)
-            pause = min(pause * 2, 10.0)
 
 
 def _fail(response: httpx.Response) -> None:

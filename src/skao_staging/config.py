@@ -76,6 +76,9 @@ class Settings(BaseSettings):
 
     verify_copies: bool = Field(True, description="Compare the checksum of every copy with its source.")
     copy_chunk_bytes: int = Field(8 * 1024 * 1024, ge=64 * 1024, description="Unit of copy and progress.")
+    startup_wait_seconds: float = Field(
+        300.0, gt=0, description="How long serve, worker and migrate wait at start for the database (and its schema)."
+    )
     max_bytes_per_second: int = Field(0, ge=0, description="Per-transfer bandwidth cap; 0 means none.")
     hardlink_writable_source: Literal["refuse", "allow"] = Field(
         "refuse",

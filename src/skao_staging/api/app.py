@@ -7,12 +7,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 
 from .. import __version__
 from ..auth import Authenticator
 from ..config import Settings, get_settings
-from ..db import Database, current_revision, head_revision, upgrade
+from ..db import Database, prepare_database, wait_for_database
 from ..demo import ensure_demo_storage
 from ..logs import configure_logging, get_logger
 from ..service import StagingService
@@ -26,22 +27,6 @@ from .waiters import JobWaiters
 log = get_logger("app")
 
 
-class SchemaNotCurrent(RuntimeError):
-    pass
-
-
-def prepare_database(settings: Settings, db: Database) -> None:
-    """Apply migrations on SQLite; elsewhere require ``skao-staging migrate`` to have run."""
-    if db.is_sqlite:
-        upgrade(db)
-        return
-    current, head = current_revision(db), head_revision(db)
-    if current != head:
-        raise SchemaNotCurrent(
-            f"the database schema is at {current or 'nothing'}, not {head}: run 'skao-staging migrate'"
-        )
-
-
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
@@ -51,7 +36,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if settings.uses_demo_storage:
         ensure_demo_storage(settings)
     db = Database(settings.database_url)
-    prepare_database(settings, db)
+    await run_in_threadpool(wait_for_database, lambda: prepare_database(db), settings.startup_wait_seconds)
     service = StagingService(settings, db)
     waiters = JobWaiters(service.jobs)
     service.add_finish_listener(waiters.notify)

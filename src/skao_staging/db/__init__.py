@@ -2,7 +2,14 @@
 
 from .engine import Database
 from .jobs import JobStore, RequestSummary, utcnow
-from .migrate import current_revision, head_revision, upgrade
+from .migrate import (
+    SchemaNotCurrent,
+    current_revision,
+    head_revision,
+    prepare_database,
+    upgrade,
+    wait_for_database,
+)
 from .models import FINAL_STATUSES, JobStatus, StagingJob
 
 __all__ = [
@@ -11,9 +18,12 @@ __all__ = [
     "JobStatus",
     "JobStore",
     "RequestSummary",
+    "SchemaNotCurrent",
     "StagingJob",
     "current_revision",
     "head_revision",
+    "prepare_database",
     "upgrade",
     "utcnow",
+    "wait_for_database",
 ]
