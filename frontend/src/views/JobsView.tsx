@@ -40,8 +40,13 @@ export function JobsView({ config, me, defaultUser }: Props) {
     setJobs(null)
     setError(null)
     // follow first, then load the page: a change between the two is not lost
+    let connections = 0
     follow(`/api/v1/events${userFilter ? `?username=${encodeURIComponent(userFilter)}` : ''}`, controller.signal, {
-      onOpen: () => setStreamError(null),
+      onOpen: () => {
+        setStreamError(null)
+        connections += 1
+        if (connections > 1) load() // changes made while the stream was down are not replayed
+      },
       onError: setStreamError,
       onEvent: (event, data) => {
         if (event !== 'job') return
@@ -50,17 +55,19 @@ export function JobsView({ config, me, defaultUser }: Props) {
         setJobs((current) => (current === null ? current : merge(current, job, matches(job))))
       },
     })
-    api
-      .jobs({ username: userFilter || null, status, method, limit: PAGE })
-      .then((page) => {
-        if (controller.signal.aborted) return
-        setNow(Date.now())
-        setJobs((current) => (current ?? []).reduce((list, job) => merge(list, job, matches(job)), page.jobs))
-        setTotal(page.total)
-      })
-      .catch((caught: unknown) => {
-        if (!controller.signal.aborted) setError(caught instanceof ApiError ? caught : null)
-      })
+    const load = () =>
+      api
+        .jobs({ username: userFilter || null, status, method, limit: PAGE })
+        .then((page) => {
+          if (controller.signal.aborted) return
+          setNow(Date.now())
+          setJobs((current) => (current ?? []).reduce((list, job) => merge(list, job, matches(job)), page.jobs))
+          setTotal(page.total)
+        })
+        .catch((caught: unknown) => {
+          if (!controller.signal.aborted) setError(caught instanceof ApiError ? caught : null)
+        })
+    void load()
     return () => controller.abort()
   }, [status, method, userFilter, matches])
 

@@ -53,6 +53,8 @@ export function LogsView() {
       onOpen: () => {
         setConnected(true)
         setError(null)
+        setLines([]) // every connection starts with the backlog again
+        setHeld([])
       },
       onError: (streamError) => {
         setConnected(false)
