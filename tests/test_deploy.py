@@ -226,3 +226,20 @@ def test_dockerfile_lints_and_copies_what_exists() -> None:
     assert {".venv", "**/node_modules", "src/skao_staging/web/"} <= set(ignored)
     chart_user = yaml.safe_load((CHART / "values.yaml").read_text())["podSecurityContext"]["runAsUser"]
     assert f"--uid {chart_user}" in text, "the chart's runAsUser is the image's user"
+
+
+def test_the_wheel_carries_the_frontend_and_the_migrations(tmp_path: Path) -> None:
+    """What the image installs: the package built as a wheel, with the built web interface inside."""
+    assert (ROOT / "src/skao_staging/web/index.html").is_file(), "build the frontend first (scripts/test does)"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", str(ROOT), "-w", str(tmp_path)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    import zipfile
+
+    names = zipfile.ZipFile(next(tmp_path.glob("skao_staging-*.whl"))).namelist()
+    assert "skao_staging/web/index.html" in names
+    assert any(re.fullmatch(r"skao_staging/web/assets/index-[\w-]+\.js", name) for name in names)
+    assert "skao_staging/db/migrations/versions/0004_job_owner.py" in names and "skao_staging/py.typed" in names
