@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -16,6 +17,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from cluster import Cluster, drop_database, fresh_database
+from oidc_issuer import AUDIENCE, Issuer
 from skao_staging.api.ui import WEB_DIR
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -38,18 +40,11 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, str]]:
+@contextmanager
+def running_site(base: Path, database_url: str, **settings: str) -> Iterator[tuple[Cluster, str]]:
+    """An API process serving the built frontend and a worker process, on real storage."""
     assert (WEB_DIR / "index.html").is_file(), "build the frontend first: npm --prefix frontend run build"
-    name, url = fresh_database()
-    cluster = Cluster(
-        tmp_path_factory.mktemp("browser"),
-        url,
-        enable_file_tool="true",
-        file_tool_max_bytes=str(4 * MIB),
-        max_bytes_per_second=str(RATE),
-        log_level="INFO",
-    )
+    cluster = Cluster(base, database_url, max_bytes_per_second=str(RATE), log_level="INFO", **settings)
     try:
         cluster.migrate()
         api = cluster.start_api()
@@ -57,6 +52,18 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, st
         yield cluster, api
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, str]]:
+    """Development mode (no sign-in) on MariaDB, with the file tool."""
+    name, url = fresh_database()
+    try:
+        with running_site(
+            tmp_path_factory.mktemp("browser"), url, enable_file_tool="true", file_tool_max_bytes=str(4 * MIB)
+        ) as running:
+            yield running
+    finally:
         drop_database(name)
 
 
@@ -72,7 +79,11 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, accept_downloads=True)
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 800},
+        accept_downloads=True,
+        extra_http_headers=getattr(request, "param", None),
+    )
     page = context.new_page()
     problems: list[str] = []
     page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
@@ -284,6 +295,99 @@ def test_keyboard_and_a_narrow_window(site: tuple[Cluster, str], page: Page) -> 
     shoot(page, "stage-narrow")
     page.goto(f"{api}/#/jobs")
     page.get_by_label("User").fill("astrid")
-    expect(page.get_by_role("listitem").first).to_be_visible()
+    expect(page.get_by_role("list", name="Jobs, newest first").get_by_role("listitem").first).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth") <= 0
     shoot(page, "jobs-narrow")
+
+
+# --- signed in -------------------------------------------------------------------------------------
+
+PROXY_HEADERS = {"X-Forwarded-User": "hana", "X-Forwarded-Groups": "astronomers"}
+
+
+@pytest.fixture(scope="module")
+def proxied_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, str]]:
+    """Behind a sign-in proxy (header mode); the browser context sends the proxy's headers."""
+    base = tmp_path_factory.mktemp("proxied")
+    with running_site(base, f"sqlite:///{base / 'staging.db'}", auth_mode="header") as running:
+        yield running
+
+
+@pytest.mark.parametrize("page", [PROXY_HEADERS], indirect=True)
+def test_signed_in_through_a_proxy(proxied_site: tuple[Cluster, str], page: Page) -> None:
+    cluster, api = proxied_site
+    cluster.source("mine.fits", b"for hana")
+    cluster.source("theirs.fits", b"for ivan")
+    other = httpx.post(
+        f"{api}/api/v1/jobs",
+        headers={"X-Forwarded-User": "ivan"},
+        json={"items": [{"method": "local_copy", "local_path_on_storage": "theirs.fits", "relative_path": "t"}]},
+    )
+    assert other.status_code == 202
+    page.goto(f"{api}/")
+    expect(page.get_by_text("Signed in as")).to_have_text("Signed in as hana")
+    expect(page.get_by_label("Username")).to_have_value("hana")
+    expect(page.get_by_label("Username")).to_have_attribute("readonly", "")
+    for tool in ("Logs", "Files"):  # admin tools are not offered to a user
+        expect(page.get_by_role("link", name=tool)).to_have_count(0)
+    page.get_by_label("Source on storage").fill("mine.fits")
+    page.get_by_role("button", name="Stage", exact=True).click()
+    expect(page.get_by_role("listitem", name=re.compile(r"^Job \d+, Succeeded"))).to_be_visible(timeout=15_000)
+    expect(page.get_by_label("User")).to_have_value("hana")
+    jobs = page.get_by_role("list", name="Jobs, newest first").get_by_role("listitem")
+    expect(jobs).to_have_count(1)  # ivan's job is not shown
+    assert (cluster.users / "hana" / "mine.fits").read_bytes() == b"for hana"
+    shoot(page, "jobs-signed-in")
+    page.goto(f"{api}/#/logs")  # typed by hand: still refused, and said in words
+    expect(page.get_by_role("heading", name="Stage data")).to_be_visible()
+    assert httpx.get(f"{api}/api/v1/logs", headers=PROXY_HEADERS).json()["code"] == "admin_only"
+
+
+@pytest.fixture(scope="module")
+def oidc_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, str, Issuer]]:
+    issuer = Issuer()
+    issuer.thread.start()
+    base = tmp_path_factory.mktemp("oidc")
+    try:
+        with running_site(
+            base,
+            f"sqlite:///{base / 'staging.db'}",
+            auth_mode="oidc",
+            oidc_issuer=issuer.url,
+            oidc_audience=AUDIENCE,
+        ) as (cluster, api):
+            yield cluster, api, issuer
+    finally:
+        issuer.server.shutdown()
+
+
+def test_sign_in_with_a_token_then_stage_watch_and_download(
+    oidc_site: tuple[Cluster, str, Issuer], page: Page, tmp_path: Path
+) -> None:
+    cluster, api, issuer = oidc_site
+    data = os.urandom(2 * MIB)
+    cluster.source("tokened.bin", data)
+    page.goto(f"{api}/")
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    page.get_by_label("Access token from your identity provider").fill("not-a-token")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()  # refused, asked again
+    shoot(page, "sign-in")
+    page.get_by_label("Access token from your identity provider").fill(issuer.token("olga"))
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_text("Signed in as")).to_have_text("Signed in as olga")
+    page.get_by_label("Source on storage").fill("tokened.bin")
+    page.get_by_role("button", name="Stage", exact=True).click()
+    # the live stream carries the token too (fetch, not EventSource): the running job turns to succeeded
+    expect(page.get_by_role("listitem", name=re.compile(r"^Job \d+, Succeeded"))).to_be_visible(timeout=15_000)
+    assert (cluster.users / "olga" / "tokened.bin").read_bytes() == data
+    page.goto(f"{api}/#/stage")
+    page.get_by_label("Method").select_option("direct_download")
+    page.get_by_label("Source on storage").fill("tokened.bin")
+    with page.expect_download() as started:
+        page.get_by_role("button", name="Download").click()
+    saved = tmp_path / "tokened.bin"
+    started.value.save_as(saved)
+    assert saved.read_bytes() == data
+    jobs = httpx.get(f"{api}/api/v1/jobs", headers={"Authorization": f"Bearer {issuer.token('olga')}"}).json()
+    assert {job["method"] for job in jobs["jobs"]} == {"local_copy", "direct_download"}

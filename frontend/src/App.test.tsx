@@ -17,6 +17,7 @@ describe('App', () => {
     render(<App />)
     expect(await screen.findByRole('heading', { name: 'Sign in' })).toBeInTheDocument()
     expect(screen.getByText('A bearer token is required')).toBeInTheDocument()
+    expect(screen.queryByRole('link', { name: 'Jobs' })).not.toBeInTheDocument() // nothing to see before sign-in
   })
 
   it('offers the admin tools only to those they answer', async () => {

@@ -73,7 +73,7 @@ export default function App() {
         </div>
         <nav aria-label="Views">
           <ul className="tabs">
-            {views
+            {(session ? views : [])
               .filter((item) => item.shown)
               .map((item) => (
                 <li key={item.name}>

@@ -15,6 +15,7 @@ describe('format', () => {
     expect(throughput(4096, start, '2026-11-23T10:00:04.000Z', now)).toBe(1024)
     expect(throughput(0, start, null, now)).toBeNull()
     expect(throughput(10, null, null, now)).toBeNull()
+    expect(throughput(8, start, '2026-11-23T10:00:00.011Z', now)).toBeNull() // 11 ms: no meaningful rate
     expect(formatRate(2048)).toBe('2.0 KiB/s')
   })
   it('takes the last part of a path', () => {

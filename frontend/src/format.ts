@@ -23,6 +23,9 @@ export function parseTime(iso: string | null): number | null {
   return Number.isNaN(time) ? null : time
 }
 
+/** Shorter transfers are dominated by set-up time: their rate would mislead. */
+export const MIN_RATE_SECONDS = 1
+
 /** Bytes per second between a job's start and its end (or now, while it runs). */
 export function throughput(
   bytesDone: number,
@@ -34,7 +37,7 @@ export function throughput(
   if (start === null || bytesDone <= 0) return null
   const end = parseTime(finishedAt) ?? now
   const seconds = (end - start) / 1000
-  return seconds > 0.001 ? bytesDone / seconds : null
+  return seconds >= MIN_RATE_SECONDS ? bytesDone / seconds : null
 }
 
 export function formatTime(iso: string | null): string {
