@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useId, useState } from 'react'
 import { api, ApiError, JOB_STATUSES, type Job, type Me, type SiteConfig } from '../api'
 import { ErrorMessage } from '../components/ErrorMessage'
+import { FilterSelect } from '../components/FilterSelect'
 import { JobCard } from '../components/JobCard'
 import { follow } from '../events'
 
@@ -24,7 +25,7 @@ export function JobsView({ config, me, defaultUser }: Props) {
   const [streamError, setStreamError] = useState<ApiError | null>(null)
   const [actionError, setActionError] = useState<ApiError | null>(null)
   const [now, setNow] = useState(() => Date.now())
-  const ids = { status: useId(), method: useId(), username: useId() }
+  const usernameId = useId()
   const userFilter = username.trim()
 
   const matches = useCallback(
@@ -92,32 +93,18 @@ export function JobsView({ config, me, defaultUser }: Props) {
     <section className="panel" aria-labelledby="jobs-title">
       <h1 id="jobs-title">Jobs</h1>
       <div className="filters row">
+        <FilterSelect label="State" anyLabel="All states" options={JOB_STATUSES} value={status} onChange={setStatus} />
+        <FilterSelect
+          label="Method"
+          anyLabel="All methods"
+          options={config.methods.map((item) => item.name)}
+          value={method}
+          onChange={setMethod}
+        />
         <div className="field">
-          <label htmlFor={ids.status}>State</label>
-          <select id={ids.status} value={status} onChange={(event) => setStatus(event.target.value)}>
-            <option value="">All states</option>
-            {JOB_STATUSES.map((name) => (
-              <option key={name} value={name}>
-                {name}
-              </option>
-            ))}
-          </select>
-        </div>
-        <div className="field">
-          <label htmlFor={ids.method}>Method</label>
-          <select id={ids.method} value={method} onChange={(event) => setMethod(event.target.value)}>
-            <option value="">All methods</option>
-            {config.methods.map((item) => (
-              <option key={item.name} value={item.name}>
-                {item.name}
-              </option>
-            ))}
-          </select>
-        </div>
-        <div className="field">
-          <label htmlFor={ids.username}>User</label>
+          <label htmlFor={usernameId}>User</label>
           <input
-            id={ids.username}
+            id={usernameId}
             value={username}
             onChange={(event) => setUsername(event.target.value)}
             readOnly={me.authenticated && !me.is_admin}

@@ -1,6 +1,7 @@
 import { useEffect, useId, useLayoutEffect, useRef, useState } from 'react'
 import type { ApiError } from '../api'
 import { ErrorMessage } from '../components/ErrorMessage'
+import { FilterSelect } from '../components/FilterSelect'
 import { follow } from '../events'
 
 const LEVELS = ['DEBUG', 'INFO', 'WARNING', 'ERROR'] as const
@@ -26,7 +27,7 @@ export function LogsView() {
   const [error, setError] = useState<ApiError | null>(null)
   const pausedRef = useRef(paused)
   const viewer = useRef<HTMLPreElement>(null)
-  const ids = { level: useId(), search: useId() }
+  const searchId = useId()
 
   useEffect(() => {
     pausedRef.current = paused
@@ -86,21 +87,11 @@ export function LogsView() {
     <section className="panel logs-panel" aria-labelledby="logs-title">
       <h1 id="logs-title">Service log</h1>
       <div className="filters row">
-        <div className="field">
-          <label htmlFor={ids.level}>Level at least</label>
-          <select id={ids.level} value={level} onChange={(event) => setLevel(event.target.value)}>
-            <option value="">All levels</option>
-            {LEVELS.map((name) => (
-              <option key={name} value={name}>
-                {name}
-              </option>
-            ))}
-          </select>
-        </div>
+        <FilterSelect label="Level at least" anyLabel="All levels" options={LEVELS} value={level} onChange={setLevel} />
         <div className="field grow">
-          <label htmlFor={ids.search}>Search</label>
+          <label htmlFor={searchId}>Search</label>
           <input
-            id={ids.search}
+            id={searchId}
             type="search"
             value={searchText}
             onChange={(event) => setSearchText(event.target.value)}
