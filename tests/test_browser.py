@@ -226,6 +226,11 @@ def test_cancel_a_running_job(site: tuple[Cluster, str], page: Page) -> None:
     assert httpx.get(f"{api}/api/v1/jobs/{job_id[1]}").json()["status"] == "cancelled"
     assert not (cluster.users / "cyril" / "long.bin").exists()
     assert not [p for p in (cluster.users / "cyril").rglob("*") if p.is_file()], "a partial file was left"
+    cancelled.get_by_role("button", name=f"Retry job {job_id[1]}").click()
+    expect(cancelled).to_have_attribute("aria-label", re.compile("Queued|Running"), timeout=10_000)
+    assert httpx.get(f"{api}/api/v1/jobs/{job_id[1]}").json()["status"] in ("queued", "running")
+    cancelled.get_by_role("button", name=f"Cancel job {job_id[1]}").click()  # and stop it again
+    expect(cancelled).to_have_attribute("aria-label", re.compile("Cancelled"), timeout=10_000)
 
 
 def test_direct_download_lands_as_a_file(site: tuple[Cluster, str], page: Page, tmp_path: Path) -> None:
@@ -275,9 +280,24 @@ def test_file_tool_creates_a_file_to_stage(site: tuple[Cluster, str], page: Page
 
 
 def test_keyboard_and_a_narrow_window(site: tuple[Cluster, str], page: Page) -> None:
-    _, api = site
+    cluster, api = site
+    cluster.source("kbd/a-first.txt", b"keyboard")
     page.goto(f"{api}/")
     expect(page.get_by_role("heading", name="Stage data")).to_be_visible()
+    page.get_by_role("button", name="Browse…").focus()  # the source picker, by keyboard only
+    page.keyboard.press("Enter")
+    picker = page.get_by_role("dialog", name="Choose a source")
+    expect(picker.get_by_role("button", name="kbd")).to_be_visible()
+    for _ in range(20):
+        if page.evaluate("document.activeElement.textContent.trim()") == "kbd":
+            break
+        page.keyboard.press("Tab")
+    page.keyboard.press("Enter")  # into kbd/: its first entry gets the focus
+    expect(picker.get_by_role("button", name=re.compile("a-first.txt"))).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.get_by_label("Source on storage")).to_have_value(str(cluster.storage / "kbd" / "a-first.txt"))
+    expect(page.get_by_label("Source on storage")).to_be_focused()
+    page.goto(f"{api}/")
     for _ in range(10):  # Tab reaches the views' links
         page.keyboard.press("Tab")
         if page.evaluate("document.activeElement.textContent") == "Jobs":

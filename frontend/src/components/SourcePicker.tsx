@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'react'
+import { useEffect, useRef, useState } from 'react'
 import { api, ApiError, type StorageListing } from '../api'
 import { formatBytes } from '../format'
 import { ErrorMessage } from './ErrorMessage'
@@ -16,6 +16,12 @@ export function SourcePicker({ folders, onPick, onClose }: Props) {
   const [path, setPath] = useState('')
   const [listing, setListing] = useState<StorageListing | null>(null)
   const [error, setError] = useState<ApiError | null>(null)
+  const list = useRef<HTMLUListElement>(null)
+
+  // keyboard users land on the first entry of each folder they open
+  useEffect(() => {
+    list.current?.querySelector('button')?.focus()
+  }, [listing])
 
   useEffect(() => {
     let current = true
@@ -61,7 +67,7 @@ export function SourcePicker({ folders, onPick, onClose }: Props) {
       {!listing && !error ? <p role="status">Loading…</p> : null}
       {listing && listing.entries.length === 0 ? <p className="empty">This folder is empty.</p> : null}
       {listing && listing.entries.length > 0 ? (
-        <ul className="entries">
+        <ul className="entries" ref={list}>
           {listing.entries.map((entry) => (
             <li key={entry.path}>
               {entry.type === 'folder' ? (

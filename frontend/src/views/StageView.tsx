@@ -50,6 +50,11 @@ export function StageView({ config, me, initialSource, username, onUsername, onS
     if (initialSource) setItems([newItem(initialSource)])
   }, [initialSource])
 
+  const closePicker = (key: number) => {
+    setPicking(null)
+    document.getElementById(`source-${key}`)?.focus() // back where the keyboard user was
+  }
+
   const update = (key: number, change: Partial<Item>) =>
     setItems((current) =>
       current.map((item) => {
@@ -191,9 +196,9 @@ export function StageView({ config, me, initialSource, username, onUsername, onS
                   folders={chosen?.accepts_directories ?? false}
                   onPick={(path) => {
                     update(item.key, { source: path })
-                    setPicking(null)
+                    closePicker(item.key)
                   }}
-                  onClose={() => setPicking(null)}
+                  onClose={() => closePicker(item.key)}
                 />
               ) : null}
             </div>
