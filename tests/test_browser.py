@@ -297,6 +297,10 @@ def test_keyboard_and_a_narrow_window(site: tuple[Cluster, str], page: Page) -> 
     page.keyboard.press("Enter")
     expect(page.get_by_label("Source on storage")).to_have_value(str(cluster.storage / "kbd" / "a-first.txt"))
     expect(page.get_by_label("Source on storage")).to_be_focused()
+    page.get_by_label("Username").fill("kit")
+    page.get_by_label("Destination in the user area").press("Enter")  # the form submits from the keyboard
+    expect(page.get_by_role("listitem", name=re.compile(r"^Job \d+, Succeeded"))).to_be_visible(timeout=15_000)
+    assert (cluster.users / "kit" / "a-first.txt").read_bytes() == b"keyboard"
     page.goto(f"{api}/")
     for _ in range(10):  # Tab reaches the views' links
         page.keyboard.press("Tab")
@@ -314,7 +318,7 @@ def test_keyboard_and_a_narrow_window(site: tuple[Cluster, str], page: Page) -> 
     assert overflow <= 0, f"the page scrolls sideways by {overflow}px at 400px"
     shoot(page, "stage-narrow")
     page.goto(f"{api}/#/jobs")
-    page.get_by_label("User").fill("astrid")
+    page.get_by_label("User").fill("kit")
     expect(page.get_by_role("list", name="Jobs, newest first").get_by_role("listitem").first).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth") <= 0
     shoot(page, "jobs-narrow")
