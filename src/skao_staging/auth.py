@@ -50,9 +50,13 @@ class Identity:
         """The groups that limit what storage this caller reads; None: not limited."""
         return self.groups if self.authenticated and not self.is_admin else None
 
+    @property
+    def may_administer(self) -> bool:
+        """Admin-only tools: admins; in development mode (nobody authenticated) everyone is trusted."""
+        return self.is_admin or not self.authenticated
+
     def require_admin(self) -> None:
-        """Admin-only tools; in development mode (nobody authenticated) everyone is trusted."""
-        if self.authenticated and not self.is_admin:
+        if not self.may_administer:
             raise StagingError("admin_only", "this is for the staging administrators")
 
     def may_see(self, owner: str | None) -> bool:

@@ -49,6 +49,6 @@ def me(identity: IdentityDep) -> Me:
         username=identity.username,
         authenticated=identity.authenticated,
         is_admin=identity.is_admin,
-        admin_tools=identity.is_admin or not identity.authenticated,
+        admin_tools=identity.may_administer,
         groups=sorted(identity.groups),
     )
