@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from cluster import Cluster  # noqa: E402
 
-POLL_SECONDS = 0.5
+POLL_SECONDS = 0.5  # the baseline client polls as often as the event streams used to
 
 
 def watch_events(api: str, seen: dict[int, float], stop: threading.Event) -> None:

@@ -18,6 +18,7 @@ from ..demo import ensure_demo_storage
 from ..logs import configure_logging, get_logger
 from ..service import StagingService
 from ..worker import Heartbeat, Worker
+from .changefeed import ChangeFeed
 from .errors import install_error_handlers
 from .middleware import DeclaredBodyLimit, SecurityHeaders
 from .routes import download, events, health, jobs, metrics, stage, storage, tools
@@ -46,7 +47,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         worker.start()
     heartbeat = Heartbeat(service)
     heartbeat.start()
+    changefeed = ChangeFeed(service.jobs)
     app.state.service, app.state.waiters, app.state.worker = service, waiters, worker
+    app.state.changefeed = changefeed
     log.info(
         "skao-staging %s ready: methods=%s database=%s",
         __version__,
@@ -56,6 +59,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await changefeed.close()
         if worker is not None:
             worker.stop(settings.shutdown_grace_seconds)
         heartbeat.stop()

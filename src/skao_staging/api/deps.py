@@ -11,6 +11,7 @@ from ..auth import Authenticator, Identity
 from ..errors import StagingError
 from ..service import StagingService
 from ..worker import Worker
+from .changefeed import ChangeFeed
 from .waiters import JobWaiters
 
 
@@ -22,6 +23,11 @@ def service_of(request: Request) -> StagingService:
 def worker_of(request: Request) -> Worker | None:
     worker: Worker | None = request.app.state.worker
     return worker
+
+
+def changefeed_of(request: Request) -> ChangeFeed:
+    feed: ChangeFeed = request.app.state.changefeed
+    return feed
 
 
 def waiters_of(request: Request) -> JobWaiters:
@@ -50,6 +56,7 @@ async def staging_caller(request: Request, service: StagingService, fields: dict
 IdentityDep = Annotated[Identity, Depends(identity_of)]
 ServiceDep = Annotated[StagingService, Depends(service_of)]
 WaitersDep = Annotated[JobWaiters, Depends(waiters_of)]
+ChangeFeedDep = Annotated[ChangeFeed, Depends(changefeed_of)]
 WorkerDep = Annotated[Worker | None, Depends(worker_of)]
 
 JobId = Annotated[int, Path(ge=1, le=2**63 - 1, description="A job's id")]  # the database's key range

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, Table, func, insert, or_, select, update
+from sqlalchemy import Connection, Row, Table, and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .engine import Database
@@ -155,17 +155,16 @@ class JobStore:
             ).all()
         return [dict(row._mapping) for row in rows]
 
-    def changed_since(
-        self, since: datetime, *, username: str | None = None, job_id: int | None = None, limit: int = 500
-    ) -> list[StagingJob]:
-        """Jobs updated at or after ``since``, oldest change first (the live event streams poll this)."""
-        query = select(jobs_table).where(c.updated_at >= since)
-        if username is not None:
-            query = query.where(c.username == username)
-        if job_id is not None:
-            query = query.where(c.id == job_id)
+    def changed_since(self, since: datetime, after_id: int = 0, limit: int = 500) -> list[StagingJob]:
+        """Jobs changed after the position (``since``, ``after_id``) in (updated_at, id) order, oldest first.
+
+        A keyset page: many jobs changed at the same instant (a bulk submission) are paged through
+        rather than returned again and again.
+        """
+        after = or_(c.updated_at > since, and_(c.updated_at == since, c.id > after_id))
+        query = select(jobs_table).where(after).order_by(c.updated_at, c.id).limit(limit)
         with self.db.transaction() as connection:
-            rows = connection.execute(query.order_by(c.updated_at, c.id).limit(limit)).all()
+            rows = connection.execute(query).all()
         return [_job(row) for row in rows]
 
     def counts_by_state(self) -> list[tuple[str, str | None, int]]:
