@@ -2,7 +2,6 @@
 
 export type JobStatus = 'queued' | 'running' | 'succeeded' | 'skipped' | 'failed' | 'cancelled'
 export const JOB_STATUSES: JobStatus[] = ['queued', 'running', 'succeeded', 'skipped', 'failed', 'cancelled']
-export const FINAL_STATUSES: JobStatus[] = ['succeeded', 'skipped', 'failed', 'cancelled']
 
 export interface Job {
   job_id: number
