@@ -302,10 +302,12 @@ def test_keyboard_and_a_narrow_window(site: tuple[Cluster, str], page: Page) -> 
     expect(page.get_by_role("listitem", name=re.compile(r"^Job \d+, Succeeded"))).to_be_visible(timeout=15_000)
     assert (cluster.users / "kit" / "a-first.txt").read_bytes() == b"keyboard"
     page.goto(f"{api}/")
+    expect(page.get_by_role("link", name="Jobs")).to_be_visible()  # the views are shown once the session loaded
     for _ in range(10):  # Tab reaches the views' links
         page.keyboard.press("Tab")
         if page.evaluate("document.activeElement.textContent") == "Jobs":
             break
+    expect(page.get_by_role("link", name="Jobs")).to_be_focused()
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", name="Jobs")).to_be_visible()
     page.get_by_label("State").focus()
