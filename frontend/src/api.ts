@@ -183,7 +183,7 @@ export const api = {
   config: () => request<SiteConfig>('GET', '/api/v1/config'),
   me: () => request<Me>('GET', '/api/v1/me'),
   browse: (path: string) => request<StorageListing>('GET', `/api/v1/storage${query({ path })}`),
-  jobs: (filters: { username?: string | null; status?: string; method?: string; limit?: number }) =>
+  jobs: (filters: { username?: string | null; status?: string; method?: string; limit?: number; offset?: number }) =>
     request<JobPage>('GET', `/api/v1/jobs${query({ ...filters })}`),
   submit: (username: string | null, items: StageItem[]) =>
     request<JobsAccepted>('POST', '/api/v1/jobs', { username: username || null, items }),

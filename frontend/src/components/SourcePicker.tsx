@@ -4,6 +4,8 @@ import { formatBytes } from '../format'
 import { ErrorMessage } from './ErrorMessage'
 import { Icon } from './Icon'
 
+const FILTER_FROM = 20 // folders with more entries get a filter box
+
 interface Props {
   /** Whether a folder may be chosen (methods that stage folders). */
   folders: boolean
@@ -16,7 +18,10 @@ export function SourcePicker({ folders, onPick, onClose }: Props) {
   const [path, setPath] = useState('')
   const [listing, setListing] = useState<StorageListing | null>(null)
   const [error, setError] = useState<ApiError | null>(null)
+  const [filter, setFilter] = useState('')
   const list = useRef<HTMLUListElement>(null)
+  const needle = filter.trim().toLowerCase()
+  const shown = listing?.entries.filter((entry) => entry.name.toLowerCase().includes(needle)) ?? []
 
   // keyboard users land on the first entry of each folder they open
   useEffect(() => {
@@ -26,6 +31,7 @@ export function SourcePicker({ folders, onPick, onClose }: Props) {
   useEffect(() => {
     let current = true
     setError(null)
+    setFilter('')
     api
       .browse(path)
       .then((found) => {
@@ -64,11 +70,24 @@ export function SourcePicker({ folders, onPick, onClose }: Props) {
         </button>
       </div>
       {error ? <ErrorMessage error={error} /> : null}
+      {listing && listing.entries.length > FILTER_FROM ? (
+        <input
+          type="search"
+          className="picker-filter"
+          aria-label="Filter this folder"
+          placeholder={`Filter ${listing.entries.length} entries by name`}
+          value={filter}
+          onChange={(event) => setFilter(event.target.value)}
+        />
+      ) : null}
       {!listing && !error ? <p role="status">Loading…</p> : null}
+      {listing && listing.entries.length > 0 && shown.length === 0 ? (
+        <p className="empty">Nothing here matches “{filter}”.</p>
+      ) : null}
       {listing && listing.entries.length === 0 ? <p className="empty">This folder is empty.</p> : null}
-      {listing && listing.entries.length > 0 ? (
+      {shown.length > 0 ? (
         <ul className="entries" ref={list}>
-          {listing.entries.map((entry) => (
+          {shown.map((entry) => (
             <li key={entry.path}>
               {entry.type === 'folder' ? (
                 <button type="button" className="entry" onClick={() => setPath(entry.path)}>

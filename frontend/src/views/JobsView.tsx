@@ -79,6 +79,20 @@ export function JobsView({ config, me, defaultUser }: Props) {
     return () => window.clearInterval(timer)
   }, [running])
 
+  const [loadingOlder, setLoadingOlder] = useState(false)
+  const loadOlder = async () => {
+    setLoadingOlder(true)
+    try {
+      const page = await api.jobs({ username: userFilter || null, status, method, limit: PAGE, offset: jobs?.length ?? 0 })
+      setJobs((current) => page.jobs.reduce((list, job) => merge(list, job, matches(job)), current ?? []))
+      setTotal(page.total)
+    } catch (caught) {
+      setActionError(caught instanceof ApiError ? caught : null)
+    } finally {
+      setLoadingOlder(false)
+    }
+  }
+
   const act = async (action: (id: number) => Promise<Job>, job: Job) => {
     setActionError(null)
     try {
@@ -140,8 +154,11 @@ export function JobsView({ config, me, defaultUser }: Props) {
             ))}
           </ol>
           {total > jobs.length ? (
-            <p className="muted">
-              The newest {jobs.length} of {total} jobs are shown.
+            <p className="muted more">
+              The newest {jobs.length} of {total} jobs are shown.{' '}
+              <button type="button" onClick={() => void loadOlder()} disabled={loadingOlder}>
+                {loadingOlder ? 'Loading…' : `Show ${Math.min(PAGE, total - jobs.length)} older`}
+              </button>
             </p>
           ) : null}
         </>

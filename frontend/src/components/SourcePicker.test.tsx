@@ -1,0 +1,54 @@
+import { render, screen, within } from '@testing-library/react'
+import userEvent from '@testing-library/user-event'
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { stubFetch } from '../test/fixtures'
+import { SourcePicker } from './SourcePicker'
+
+afterEach(() => vi.unstubAllGlobals())
+
+const entry = (name: string, type: 'file' | 'folder' = 'file') => ({
+  name,
+  path: `/data/archive/${name}`,
+  type,
+  size: type === 'file' ? 1 : null,
+  modified: null,
+})
+
+describe('SourcePicker', () => {
+  it('filters a large folder by name and says when nothing matches', async () => {
+    const names = Array.from({ length: 30 }, (_, i) => `obs-${String(i).padStart(2, '0')}.ms`)
+    stubFetch({
+      'GET /api/v1/storage': {
+        body: { path: '/data/archive', parent: '', truncated: false, entries: names.map((n) => entry(n, 'folder')) },
+      },
+    })
+    render(<SourcePicker folders onPick={vi.fn()} onClose={vi.fn()} />)
+    const dialog = await screen.findByRole('dialog', { name: 'Choose a source' })
+    expect(await within(dialog).findAllByRole('button', { name: /obs-/ })).toHaveLength(30)
+    expect(within(dialog).getAllByRole('button', { name: /obs-/ })[0]).toHaveFocus() // keyboard users start here
+    await userEvent.type(within(dialog).getByRole('searchbox', { name: 'Filter this folder' }), 'OBS-2')
+    expect(within(dialog).getAllByRole('button', { name: /obs-/ }).map((b) => b.textContent)).toEqual(
+      Array.from({ length: 10 }, (_, i) => ` obs-2${i}.ms`),
+    )
+    await userEvent.clear(within(dialog).getByRole('searchbox'))
+    await userEvent.type(within(dialog).getByRole('searchbox'), 'nothing')
+    expect(within(dialog).getByText('Nothing here matches “nothing”.')).toBeInTheDocument()
+  })
+
+  it('offers no filter for a small folder, picks a folder when allowed, closes on Escape', async () => {
+    stubFetch({
+      'GET /api/v1/storage': {
+        body: { path: '/data/archive', parent: '', truncated: false, entries: [entry('a.fits')] },
+      },
+    })
+    const onPick = vi.fn()
+    const onClose = vi.fn()
+    render(<SourcePicker folders onPick={onPick} onClose={onClose} />)
+    await screen.findByRole('button', { name: /a\.fits/ })
+    expect(screen.queryByRole('searchbox')).not.toBeInTheDocument()
+    await userEvent.click(screen.getByRole('button', { name: 'Choose this folder' }))
+    expect(onPick).toHaveBeenCalledWith('/data/archive')
+    await userEvent.keyboard('{Escape}')
+    expect(onClose).toHaveBeenCalled()
+  })
+})
