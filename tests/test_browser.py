@@ -121,6 +121,11 @@ def test_stage_a_file_through_the_form_and_watch_it_succeed(site: tuple[Cluster,
     shoot(page, "stage-picker")
     picker.get_by_role("button", name=re.compile("visibilities.ms")).click()
     expect(page.get_by_label("Source on storage")).to_have_value(str(cluster.storage / "obs/run1/visibilities.ms"))
+    source_field = page.get_by_label("Source on storage")
+    expect(source_field).to_be_focused()  # the file name, not the root's prefix, is in view
+    page.wait_for_function(
+        "el => el.selectionStart === el.value.length && el.scrollLeft > 0", arg=source_field.element_handle()
+    )
     expect(page.get_by_label("Destination in the user area")).to_have_value("visibilities.ms")
     page.get_by_label("Destination in the user area").fill("run1/visibilities.ms")
     shoot(page, "stage")

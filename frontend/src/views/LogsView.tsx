@@ -124,7 +124,7 @@ export function LogsView() {
         aria-label="Log lines"
         aria-live="off"
       >
-        {lines.length === 0 && connected ? <span className="muted">No log lines match.</span> : null}
+        {lines.length === 0 && connected && held.length === 0 ? <span className="muted">No log lines match.</span> : null}
         {lines.map((line, index) => (
           <div key={index} className={`log-line log-${(levelOf(line) ?? 'cont').toLowerCase()}`}>
             {line}

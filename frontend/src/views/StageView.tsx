@@ -52,7 +52,14 @@ export function StageView({ config, me, initialSource, username, onUsername, onS
 
   const closePicker = (key: number) => {
     setPicking(null)
-    document.getElementById(`source-${key}`)?.focus() // back where the keyboard user was
+    // back where the keyboard user was, once the picked path is in the field; the caret at its end
+    // scrolls the file name (not the root's long prefix) into view
+    window.setTimeout(() => {
+      const field = document.getElementById(`source-${key}`)
+      if (!(field instanceof HTMLInputElement)) return
+      field.focus()
+      field.setSelectionRange(field.value.length, field.value.length)
+    })
   }
 
   const update = (key: number, change: Partial<Item>) =>
@@ -152,7 +159,7 @@ export function StageView({ config, me, initialSource, username, onUsername, onS
           <legend>{isDownload ? 'File to download' : 'Items'}</legend>
           {shownItems.map((item, index) => (
             <div className="item" key={item.key}>
-              <div className="field grow">
+              <div className="field grow source">
                 <label htmlFor={`source-${item.key}`}>Source on storage</label>
                 <div className="with-button">
                   <input
@@ -160,6 +167,7 @@ export function StageView({ config, me, initialSource, username, onUsername, onS
                     value={item.source}
                     onChange={(event) => update(item.key, { source: event.target.value })}
                     required
+                    title={item.source}
                     placeholder="/path/in/a/storage/root"
                     spellCheck={false}
                   />
