@@ -57,7 +57,7 @@ def list_path(
     real = roots.resolve_source(raw)
     if not roots.readable_by(real, groups, mapping):
         raise StagingError("source_forbidden", f"your groups may not read '{raw}'")
-    shown = _display_path(roots, raw)
+    shown = str(roots.source_path(raw))  # as the user names it: below a configured root, unresolved
     parent = _parent_of(roots, shown)
     st = os.stat(real)
     if not stat.S_ISDIR(st.st_mode):
@@ -76,14 +76,6 @@ def list_path(
             entries.append(found)
     entries.sort(key=lambda item: (item.type != "folder", item.name))
     return Listing(shown, parent, entries, truncated)
-
-
-def _display_path(roots: StorageRoots, raw: str) -> str:
-    """The path as the user sees it: absolute below a configured root, without '.' or doubled '/'."""
-    parts = [part for part in raw.split("/") if part not in ("", ".")]
-    if raw.startswith("/"):
-        return "/" + "/".join(parts)
-    return str(roots.configured[0].joinpath(*parts))
 
 
 def _parent_of(roots: StorageRoots, shown: str) -> str | None:

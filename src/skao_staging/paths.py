@@ -99,17 +99,21 @@ class StorageRoots:
     def contains(self, real_path: Path) -> bool:
         return any(is_within(real_path, root) for root in self.real)
 
-    def resolve_source(self, raw: str | None) -> Path:
-        """Map ``local_path_on_storage`` to a real path inside a storage root that exists."""
+    def source_path(self, raw: str | None) -> Path:
+        """``local_path_on_storage`` as an absolute path below a root, before symlinks are resolved."""
         text = _check_text(raw, "local_path_on_storage")
         parts = _components(text, "local_path_on_storage")
-        if text.startswith("/"):
-            candidate = Path("/", *parts)
-            lexical_roots = self.configured + self.real
-            if not any(is_within(candidate, root) for root in lexical_roots):
-                raise StagingError("source_outside_storage", f"'{text}' is not inside a storage root")
-        else:
-            candidate = self.configured[0].joinpath(*parts)
+        if not text.startswith("/"):
+            return self.configured[0].joinpath(*parts)
+        candidate = Path("/", *parts)
+        if not any(is_within(candidate, root) for root in self.configured + self.real):
+            raise StagingError("source_outside_storage", f"'{text}' is not inside a storage root")
+        return candidate
+
+    def resolve_source(self, raw: str | None) -> Path:
+        """Map ``local_path_on_storage`` to a real path inside a storage root that exists."""
+        candidate = self.source_path(raw)
+        text = str(raw)
         real = Path(os.path.realpath(candidate))
         if not self.contains(real):
             raise StagingError("source_outside_storage", f"'{text}' leads outside the storage roots")
