@@ -12,7 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,23 +27,27 @@ KUBERNETES_VERSION = "1.30.0"
 NOT_IN_KUBERNETES = {"ServiceMonitor"}  # a prometheus-operator CRD: kubernetes-validate has no schema for it
 
 
+@dataclass(frozen=True)
+class Helm:
+    binary: str
+    home: Path  # Helm writes its cache and configuration under HOME
+
+
 @pytest.fixture(scope="module")
-def helm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
+def helm(tmp_path_factory: pytest.TempPathFactory) -> Helm:
     binary = os.environ.get("HELM") or shutil.which("helm")
     if not binary:
         pytest.fail("no Helm binary: run through scripts/test, which fetches one (scripts/_helm.sh)")
-    home = tmp_path_factory.mktemp("helm-home")
-    os.environ.setdefault("HELM_HOME_FOR_TESTS", str(home))
-    yield [binary]
+    return Helm(binary, tmp_path_factory.mktemp("helm-home"))
 
 
-def run_helm(helm: list[str], *args: str) -> subprocess.CompletedProcess[str]:
-    home = os.environ["HELM_HOME_FOR_TESTS"]
-    env = {**os.environ, "HOME": home, "XDG_CACHE_HOME": f"{home}/cache", "XDG_CONFIG_HOME": f"{home}/config"}
-    return subprocess.run([*helm, *args], capture_output=True, text=True, env=env, timeout=120)
+def run_helm(helm: Helm, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HOME": str(helm.home), "XDG_CACHE_HOME": f"{helm.home}/cache"}
+    env["XDG_CONFIG_HOME"] = f"{helm.home}/config"
+    return subprocess.run([helm.binary, *args], capture_output=True, text=True, env=env, timeout=120)
 
 
-def render(helm: list[str], *values: str) -> list[dict[str, Any]]:
+def render(helm: Helm, *values: str) -> list[dict[str, Any]]:
     args = ["template", "staging", str(CHART), "--namespace", "skao"]
     for name in values:
         args += ["-f", str(CHART / "examples" / name)]
@@ -75,7 +79,7 @@ def env_of(container: dict[str, Any]) -> dict[str, Any]:
     return {item["name"]: item.get("value", item.get("valueFrom")) for item in container["env"]}
 
 
-def test_helm_lint_strict(helm: list[str]) -> None:
+def test_helm_lint_strict(helm: Helm) -> None:
     for values in [None, *EXAMPLES]:
         args = ["lint", "--strict", str(CHART)]
         if values:
@@ -85,7 +89,7 @@ def test_helm_lint_strict(helm: list[str]) -> None:
 
 
 @pytest.mark.parametrize("values", [None, *EXAMPLES])
-def test_every_render_is_valid_kubernetes(helm: list[str], values: str | None, tmp_path: Path) -> None:
+def test_every_render_is_valid_kubernetes(helm: Helm, values: str | None, tmp_path: Path) -> None:
     manifests = render(helm, *([values] if values else []))
     validate(manifests, tmp_path)
     for monitor in (m for m in manifests if m["kind"] == "ServiceMonitor"):
@@ -93,7 +97,7 @@ def test_every_render_is_valid_kubernetes(helm: list[str], values: str | None, t
         assert monitor["spec"]["selector"]["matchLabels"] and monitor["spec"]["endpoints"][0]["path"] == "/metrics"
 
 
-def test_defaults_are_safe_and_complete(helm: list[str]) -> None:
+def test_defaults_are_safe_and_complete(helm: Helm) -> None:
     manifests = render(helm)
     api = find(manifests, "Deployment", "-api")["spec"]["template"]["spec"]
     container = api["containers"][0]
@@ -132,7 +136,7 @@ def test_defaults_are_safe_and_complete(helm: list[str]) -> None:
     assert len(mariadb_secret["password"]) == 24
 
 
-def test_production_example(helm: list[str]) -> None:
+def test_production_example(helm: Helm) -> None:
     manifests = render(helm, "production.yaml")
     kinds = {m["kind"] for m in manifests}
     assert {"HorizontalPodAutoscaler", "Ingress", "ServiceMonitor", "PodDisruptionBudget", "NetworkPolicy"} <= kinds
@@ -160,7 +164,7 @@ def test_production_example(helm: list[str]) -> None:
     }
 
 
-def test_jupyter_example(helm: list[str]) -> None:
+def test_jupyter_example(helm: Helm) -> None:
     manifests = render(helm, "jupyter.yaml")
     env = env_of(find(manifests, "Deployment", "-api")["spec"]["template"]["spec"]["containers"][0])
     assert "jupyter_copy" in env["STAGING_METHODS"].split(",")
@@ -175,7 +179,7 @@ def test_jupyter_example(helm: list[str]) -> None:
     assert database["metadata"]["annotations"]["helm.sh/hook-weight"] == "-10"  # exists before the migration hook
 
 
-def test_evaluation_example_runs_without_sign_in_only_when_asked(helm: list[str]) -> None:
+def test_evaluation_example_runs_without_sign_in_only_when_asked(helm: Helm) -> None:
     manifests = render(helm, "minimal-evaluation.yaml")
     api = find(manifests, "Deployment", "-api")["spec"]["template"]["spec"]["containers"][0]
     assert "--insecure" in api["args"] and env_of(api)["STAGING_EMBEDDED_WORKER"] == "true"
@@ -183,7 +187,7 @@ def test_evaluation_example_runs_without_sign_in_only_when_asked(helm: list[str]
     assert not [m for m in manifests if m["kind"] == "NetworkPolicy"]
 
 
-def test_bad_values_are_rejected_by_the_schema(helm: list[str]) -> None:
+def test_bad_values_are_rejected_by_the_schema(helm: Helm) -> None:
     result = run_helm(helm, "template", "staging", str(CHART), "-f", str(CHART / "examples" / "bad-values.yaml"))
     assert result.returncode != 0
     for complaint in [
@@ -204,7 +208,7 @@ def test_bad_values_are_rejected_by_the_schema(helm: list[str]) -> None:
         (["--set", "auth.mode=everyone"], "/auth/mode"),
     ],
 )
-def test_incomplete_values_fail_with_a_reason(helm: list[str], values: list[str], message: str) -> None:
+def test_incomplete_values_fail_with_a_reason(helm: Helm, values: list[str], message: str) -> None:
     result = run_helm(helm, "template", "staging", str(CHART), *values)
     assert result.returncode != 0 and message in result.stderr, result.stderr
 
