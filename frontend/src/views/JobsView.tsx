@@ -36,6 +36,12 @@ export function JobsView({ config, me, defaultUser }: Props) {
     [status, method, userFilter],
   )
 
+  /** A page from the API with what the list already holds on top (streamed changes are fresher). */
+  const withNewer = useCallback(
+    (page: Job[], held: Job[] | null) => (held ?? []).reduce((list, job) => merge(list, job, matches(job)), page),
+    [matches],
+  )
+
   useEffect(() => {
     const controller = new AbortController()
     setJobs(null)
@@ -62,7 +68,7 @@ export function JobsView({ config, me, defaultUser }: Props) {
         .then((page) => {
           if (controller.signal.aborted) return
           setNow(Date.now())
-          setJobs((current) => (current ?? []).reduce((list, job) => merge(list, job, matches(job)), page.jobs))
+          setJobs((current) => withNewer(page.jobs, current))
           setTotal(page.total)
         })
         .catch((caught: unknown) => {
@@ -70,7 +76,7 @@ export function JobsView({ config, me, defaultUser }: Props) {
         })
     void load()
     return () => controller.abort()
-  }, [status, method, userFilter, matches])
+  }, [status, method, userFilter, matches, withNewer])
 
   const running = jobs?.some((job) => job.status === 'running') ?? false
   useEffect(() => {
@@ -84,7 +90,7 @@ export function JobsView({ config, me, defaultUser }: Props) {
     setLoadingOlder(true)
     try {
       const page = await api.jobs({ username: userFilter || null, status, method, limit: PAGE, offset: jobs?.length ?? 0 })
-      setJobs((current) => page.jobs.reduce((list, job) => merge(list, job, matches(job)), current ?? []))
+      setJobs((current) => withNewer(page.jobs, current))
       setTotal(page.total)
     } catch (caught) {
       setActionError(caught instanceof ApiError ? caught : null)
