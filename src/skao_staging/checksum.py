@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from pathlib import Path
+from typing import Protocol
 
 from zlib_ng import zlib_ng
 
@@ -24,14 +26,32 @@ def format_adler32(value: int) -> str:
     return f"{PREFIX}{value & 0xFFFFFFFF:08x}"
 
 
-def adler32_of_fd(fd: int) -> int:
-    """Checksum a whole open file with positional reads (the file offset is left alone)."""
+class Hash(Protocol):
+    def update(self, data: memoryview, /) -> None: ...
+
+
+def adler32_of_fd(fd: int, *also: Hash) -> int:
+    """Checksum a whole open file with positional reads (the file offset is left alone).
+
+    Each hash in ``also`` (e.g. a ``hashlib.sha256()``) is fed the same bytes in the same read.
+    """
     buffer = memoryview(bytearray(READ_CHUNK))
     value, offset = 1, 0
     while count := os.preadv(fd, [buffer], offset):
         value = adler32(buffer[:count], value)
+        for other in also:
+            other.update(buffer[:count])
         offset += count
     return value
+
+
+def adler32_of_file(path: Path, *also: Hash) -> int:
+    """``adler32_of_fd`` of a file opened without following a final symlink."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        return adler32_of_fd(fd, *also)
+    finally:
+        os.close(fd)
 
 
 def manifest_checksum(files: Iterable[tuple[str, int, int]]) -> str:

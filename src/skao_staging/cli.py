@@ -76,17 +76,13 @@ def worker(
     from .config import get_settings
     from .db import Database, prepare_database, wait_for_database
     from .logs import configure_logging
-    from .service import StagingService
-    from .worker import Heartbeat, Worker
+    from .runtime import Runtime
 
     settings = get_settings()
     configure_logging(settings)
     db = Database(settings.database_url)
     wait_for_database(lambda: prepare_database(db), settings.startup_wait_seconds)
-    service = StagingService(settings, db)
-    pool = Worker(service, concurrency or settings.worker_threads)
-    service.on_submit = pool.wake
-    heartbeat = Heartbeat(service)
+    runtime = Runtime(settings, db, role="worker", threads=concurrency or settings.worker_threads)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -96,12 +92,9 @@ def worker(
         from .metrics import PROCESS
 
         start_http_server(metrics_port, registry=PROCESS)
-    pool.start()
-    heartbeat.start()
+    runtime.start()
     stop.wait()
-    pool.stop(settings.shutdown_grace_seconds)
-    heartbeat.stop()
-    db.dispose()
+    runtime.stop()
 
 
 def _fail(response: httpx.Response) -> None:

@@ -1,36 +1,135 @@
-"""Descriptor-level file operations for staging: verified copies, temporaries and publishing.
+"""Every descriptor-level operation on the user's side: walking and creating folders, temporaries, publishing.
 
-Nothing half-written is ever visible: data goes to a temporary name in the destination folder and
-is published with ``link()`` (files) or ``rename()`` (folders), which never replace what is there.
+Folders are walked from the user area with directory descriptors and ``O_NOFOLLOW``, so a folder
+swapped for a symlink cannot redirect a write. Nothing half-written is ever visible: data goes to a
+temporary name in the destination folder and is published with ``link()`` (files) or ``rename()``
+(folders), which never replace what is there.
 """
 
 from __future__ import annotations
 
 import errno
-import fcntl
-import mmap
 import os
-import queue
 import shutil
 import stat
-import threading
-import time
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager, suppress
 
-from .checksum import adler32
 from .errors import DestinationAppeared, StagingError
+from .paths import Destination, Owner
 
 TEMP_PREFIX = ".skao-staging-"
+DIR_MODE = 0o755
 READ_ONLY_FILE_MODE = 0o444
-_FICLONE = 0x40049409
-_FALLBACK_ERRNOS = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EBADF, errno.EPERM}
-
-ProgressCallback = Callable[[int], None]
+READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def temp_name(job_id: int) -> str:
     """Temporary name of a job's output; one per job, so the next attempt finds and removes it."""
     return f"{TEMP_PREFIX}{job_id}.part"
+
+
+# -- folders ------------------------------------------------------------------------------------
+
+
+def make_dir(parent_fd: int | None, name: str, mode: int = DIR_MODE, owner: Owner | None = None) -> None:
+    """Create one folder below ``parent_fd`` (None: ``name`` is a path), given to ``owner`` when one is set.
+
+    Raises FileExistsError when something stands there already.
+    """
+    os.mkdir(name, mode, dir_fd=parent_fd)
+    if owner is not None:
+        os.chown(name, *owner, dir_fd=parent_fd, follow_symlinks=False)
+
+
+def open_dir_at(parent_fd: int, name: str, *, create: bool, owner: Owner | None = None) -> int:
+    """Open (or create, owned by ``owner``) one folder below ``parent_fd`` without following a symlink."""
+    try:
+        return os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+    except FileNotFoundError:
+        if not create:
+            raise
+    with suppress(FileExistsError):  # another staging created it meanwhile
+        make_dir(parent_fd, name, owner=owner)
+    return os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+
+
+@contextmanager
+def open_parent(dest: Destination, *, create: bool = True, owner: Owner | None = None) -> Iterator[int]:
+    """Yield a descriptor of the destination's folder, walking from the user area with O_NOFOLLOW.
+
+    Folders created on the way (the user area included) belong to ``owner`` when one is given.
+    """
+    if create and not dest.area.exists():
+        os.makedirs(dest.area.parent, mode=DIR_MODE, exist_ok=True)
+        with suppress(FileExistsError):
+            make_dir(None, str(dest.area), owner=owner)
+    fd = os.open(dest.area, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for part in dest.parts[:-1]:
+            try:
+                next_fd = open_dir_at(fd, part, create=create, owner=owner)
+            except OSError as exc:
+                raise _destination_error(fd, part, exc) from exc
+            os.close(fd)
+            fd = next_fd
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _destination_error(parent_fd: int, name: str, exc: OSError) -> Exception:
+    """Explain why a folder of the destination path could not be opened."""
+    try:
+        is_link = stat.S_ISLNK(os.stat(name, dir_fd=parent_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        is_link = False
+    if is_link or exc.errno == errno.ELOOP:
+        return StagingError("unsafe_destination", "a folder on the destination path is a symbolic link")
+    if exc.errno == errno.ENOTDIR:
+        return StagingError("destination_blocked", "a file stands where the destination needs a folder")
+    if exc.errno == errno.ENOENT:
+        return StagingError("destination_not_found", "the destination folder does not exist")
+    return exc
+
+
+class DirCache:
+    """Descriptors of the folders of a tree below a top descriptor, opened once each."""
+
+    def __init__(self, stack: ExitStack, top_fd: int) -> None:
+        self._stack = stack
+        self._fds: dict[tuple[str, ...], int] = {(): top_fd}
+
+    def fd(self, parts: tuple[str, ...]) -> int:
+        if parts not in self._fds:
+            parent = self.fd(parts[:-1])
+            fd = open_dir_at(parent, parts[-1], create=False)
+            self._stack.callback(os.close, fd)
+            self._fds[parts] = fd
+        return self._fds[parts]
+
+
+def list_tree(dir_fd: int, prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], str]]:
+    """Walk an existing destination folder by descriptor: (parts, 'dir' | 'file' | 'other')."""
+    with os.scandir(dir_fd) as listing:
+        children = list(listing)
+    for child in children:
+        parts = (*prefix, child.name)
+        if child.is_dir(follow_symlinks=False):
+            yield parts, "dir"
+            child_fd = open_dir_at(dir_fd, child.name, create=False)
+            try:
+                yield from list_tree(child_fd, parts)
+            finally:
+                os.close(child_fd)
+        elif child.is_file(follow_symlinks=False):
+            yield parts, "file"
+        else:
+            yield parts, "other"
+
+
+# -- files --------------------------------------------------------------------------------------
 
 
 def remove_entry(parent_fd: int, name: str) -> bool:
@@ -49,6 +148,28 @@ def remove_entry(parent_fd: int, name: str) -> bool:
 def create_temp_file(parent_fd: int, name: str) -> int:
     flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     return os.open(name, flags, 0o600, dir_fd=parent_fd)
+
+
+def chmod_read_only(dir_fd: int, name: str) -> None:
+    fd = os.open(name, READ_FLAGS, dir_fd=dir_fd)
+    try:
+        os.fchmod(fd, READ_ONLY_FILE_MODE)
+    finally:
+        os.close(fd)
+
+
+def write_new_file(dest: Destination, chunks: Iterator[bytes], mode: int = READ_ONLY_FILE_MODE) -> None:
+    """Write a file that must not exist yet (FileExistsError otherwise), creating its folders."""
+    with open_parent(dest) as parent_fd:
+        fd = os.open(
+            dest.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=parent_fd
+        )
+        with os.fdopen(fd, "wb") as out:
+            for chunk in chunks:
+                out.write(chunk)
+
+
+# -- publishing ---------------------------------------------------------------------------------
 
 
 def publish_file(parent_fd: int, temp: str, name: str) -> None:
@@ -75,118 +196,3 @@ def publish_dir(parent_fd: int, temp: str, name: str) -> None:
         if exc.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR):
             raise DestinationAppeared(name) from exc
         raise
-
-
-class _Verifier(threading.Thread):
-    """Checksums each copied chunk of source and destination on the other core, behind the copy.
-
-    The source is read with ``pread`` (a source truncated by someone else must not SIGBUS the
-    service); the destination is our own temporary file, so it is mapped without copying.
-    """
-
-    def __init__(self, src_fd: int, dst_fd: int, chunk: int, verify: bool) -> None:
-        super().__init__(name="copy-verifier", daemon=True)
-        self.src_fd, self.dst_fd, self.verify = src_fd, dst_fd, verify
-        self.buffer = memoryview(bytearray(chunk))
-        self.chunks: queue.SimpleQueue[tuple[int, int] | None] = queue.SimpleQueue()
-        self.source_adler = 1
-        self.dest_adler = 1
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            while (item := self.chunks.get()) is not None:
-                offset, count = item
-                got = os.preadv(self.src_fd, [self.buffer[:count]], offset)
-                self.source_adler = adler32(self.buffer[:got], self.source_adler)
-                if self.verify:
-                    self.dest_adler = self._adler_of_dest(offset, count)
-        except BaseException as exc:  # reported to the copying thread
-            self.error = exc
-            while self.chunks.get() is not None:
-                pass
-
-    def _adler_of_dest(self, offset: int, count: int) -> int:
-        skew = offset % mmap.ALLOCATIONGRANULARITY  # copy_file_range may return short counts
-        flags = mmap.MAP_SHARED | mmap.MAP_POPULATE  # map the pages at once, not fault by fault
-        with mmap.mmap(self.dst_fd, count + skew, flags=flags, prot=mmap.PROT_READ, offset=offset - skew) as mapped:
-            view = memoryview(mapped)
-            try:
-                return adler32(view[skew:], self.dest_adler)
-            finally:
-                view.release()
-
-
-def _copy_chunk(src_fd: int, dst_fd: int, offset: int, count: int, fast: list[bool]) -> int:
-    """Copy up to ``count`` bytes at ``offset`` in the kernel when it can, else through a buffer."""
-    if fast[0]:
-        try:
-            return os.copy_file_range(src_fd, dst_fd, count, offset, offset)
-        except OSError as exc:
-            if exc.errno not in _FALLBACK_ERRNOS:
-                raise
-            fast[0] = False
-    data = os.pread(src_fd, count, offset)
-    written = 0
-    while written < len(data):
-        written += os.pwrite(dst_fd, data[written:], offset + written)
-    return len(data)
-
-
-def _try_reflink(src_fd: int, dst_fd: int) -> bool:
-    try:
-        fcntl.ioctl(dst_fd, _FICLONE, src_fd)
-    except OSError:
-        return False
-    return True
-
-
-def copy_verified(
-    src_fd: int,
-    dst_fd: int,
-    *,
-    chunk: int,
-    verify: bool,
-    on_progress: ProgressCallback,
-    max_bytes_per_second: int = 0,
-) -> int:
-    """Copy an open source into an empty, open (read-write) destination; return the adler32.
-
-    Uses a reflink or ``copy_file_range`` as ``cp`` does. With ``verify``, the destination is
-    checksummed too and a mismatch raises ``StagingError``.
-    """
-    size = os.fstat(src_fd).st_size
-    if max_bytes_per_second:
-        chunk = max(64 * 1024, min(chunk, max_bytes_per_second // 4))
-    verifier = _Verifier(src_fd, dst_fd, chunk, verify)
-    verifier.start()
-    try:
-        reflinked = size > 0 and _try_reflink(src_fd, dst_fd)
-        fast, offset, started = [True], 0, time.monotonic()
-        while offset < size:
-            count = min(chunk, size - offset)
-            if not reflinked:
-                count = _copy_chunk(src_fd, dst_fd, offset, count, fast)
-                if count == 0:
-                    raise StagingError("source_changed", "the source became shorter during the copy")
-            verifier.chunks.put((offset, count))
-            offset += count
-            on_progress(offset)
-            if max_bytes_per_second:
-                _throttle(offset, started, max_bytes_per_second)
-    finally:
-        verifier.chunks.put(None)
-        verifier.join()
-    if verifier.error is not None:
-        raise verifier.error
-    if os.fstat(src_fd).st_size != size:
-        raise StagingError("source_changed", "the source changed size during the copy")
-    if verify and verifier.dest_adler != verifier.source_adler:
-        raise StagingError("verification_failed", "the copy does not match its source checksum")
-    return verifier.source_adler
-
-
-def _throttle(done: int, started: float, rate: int) -> None:
-    ahead = done / rate - (time.monotonic() - started)
-    if ahead > 0:
-        time.sleep(ahead)

@@ -1,6 +1,6 @@
 """Read-only listing of the storage roots, for the frontend's source picker.
 
-A folder is resolved exactly as a staging source is (``StorageRoots.resolve_source``), so the
+A folder is resolved exactly as an archive source is (``StorageRoots.resolve_readable``), so the
 picker shows nothing a staging request could not read: entries whose symlinks lead outside the
 storage and folders the caller's groups may not read are left out.
 """
@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from .errors import StagingError
 from .paths import StorageRoots
 
 EntryType = Literal["file", "folder"]
@@ -41,22 +40,18 @@ def _modified(st: os.stat_result) -> datetime:
     return datetime.fromtimestamp(st.st_mtime, UTC)
 
 
-def list_roots(roots: StorageRoots, groups: frozenset[str] | None, mapping: dict[str, list[Path]]) -> Listing:
+def list_roots(roots: StorageRoots, groups: frozenset[str] | None) -> Listing:
     entries = [
         Entry(str(root), str(root), "folder", None, _modified(os.stat(real)))
         for root, real in zip(roots.configured, roots.real, strict=True)
-        if real.is_dir() and roots.readable_by(real, groups, mapping)
+        if real.is_dir() and roots.readable_by(real, groups)
     ]
     return Listing("", None, entries, False)
 
 
-def list_path(
-    roots: StorageRoots, raw: str, groups: frozenset[str] | None, mapping: dict[str, list[Path]], limit: int
-) -> Listing:
+def list_path(roots: StorageRoots, raw: str, groups: frozenset[str] | None, limit: int) -> Listing:
     """A folder's entries (folders first, then by name), or a file as its own single entry."""
-    real = roots.resolve_source(raw)
-    if not roots.readable_by(real, groups, mapping):
-        raise StagingError("source_forbidden", f"your groups may not read '{raw}'")
+    real = roots.resolve_readable(raw, groups)
     shown = str(roots.source_path(raw))  # as the user names it: below a configured root, unresolved
     parent = _parent_of(roots, shown)
     st = os.stat(real)
@@ -67,7 +62,7 @@ def list_path(
     truncated = False
     with os.scandir(real) as listing:
         for child in sorted(listing, key=lambda item: item.name):
-            found = _entry(roots, child, shown, groups, mapping)
+            found = _entry(roots, child, shown, groups)
             if found is None:
                 continue
             if len(entries) == limit:
@@ -91,7 +86,6 @@ def _entry(
     child: os.DirEntry[str],
     folder: str,
     groups: frozenset[str] | None,
-    mapping: dict[str, list[Path]],
 ) -> Entry | None:
     try:
         real = Path(os.path.realpath(child.path)) if child.is_symlink() else Path(child.path)
@@ -102,7 +96,7 @@ def _entry(
         return None
     path = f"{folder.rstrip('/')}/{child.name}"
     if stat.S_ISDIR(st.st_mode):
-        if not roots.readable_by(real, groups, mapping):
+        if not roots.readable_by(real, groups):
             return None
         return Entry(child.name, path, "folder", None, _modified(st))
     if stat.S_ISREG(st.st_mode):

@@ -1,18 +1,16 @@
 """The only place where user strings become filesystem paths.
 
-Sources are confined to the storage roots (symlinks are followed only while they stay inside one);
-destinations to the user's area, whose folders are walked and created with directory file
-descriptors and ``O_NOFOLLOW``, so a folder swapped for a symlink cannot redirect a write.
+Sources are confined to the storage roots (symlinks are followed only while they stay inside one)
+and to the roots the caller's groups may read; destinations to the user's area (``fsops`` then walks
+its folders by descriptor, never following a symlink).
 """
 
 from __future__ import annotations
 
-import errno
 import os
 import re
 import stat
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,9 +19,7 @@ from .errors import StagingError
 USERNAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")
 MAX_PATH_BYTES = 4096
 MAX_NAME_BYTES = 255
-DIR_MODE = 0o755
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def validate_username(username: str | None) -> str:
@@ -73,28 +69,32 @@ def is_within(path: Path, root: Path) -> bool:
 
 
 class StorageRoots:
-    """The configured archive folders, canonicalised once."""
+    """The configured archive folders, canonicalised once, and which groups may read which of them.
 
-    def __init__(self, roots: Sequence[Path]) -> None:
+    Roots named in ``group_roots`` (group -> folders) are readable by members of the groups mapped to
+    them; the rest of the storage is open to everyone.
+    """
+
+    def __init__(self, roots: Sequence[Path], group_roots: Mapping[str, Sequence[Path]] | None = None) -> None:
         self.configured = [Path(os.path.abspath(root)) for root in roots]
         self.real = [Path(os.path.realpath(root)) for root in roots]
+        self.guarded = [
+            (group, Path(os.path.realpath(root))) for group, folders in (group_roots or {}).items() for root in folders
+        ]
 
-    @staticmethod
-    def readable_by(real_path: Path, groups: frozenset[str] | None, mapping: dict[str, list[Path]]) -> bool:
-        """Whether a caller in ``groups`` (None: unrestricted) may read ``real_path``.
-
-        Roots named in ``mapping`` are readable by members of the groups mapped to them; the rest
-        of the storage is open to everyone.
-        """
+    def readable_by(self, real_path: Path, groups: frozenset[str] | None) -> bool:
+        """Whether a caller in ``groups`` (None: unrestricted) may read ``real_path``."""
         if groups is None:
             return True
-        guards = [
-            group
-            for group, roots in mapping.items()
-            for root in roots
-            if is_within(real_path, Path(os.path.realpath(root)))
-        ]
+        guards = [group for group, root in self.guarded if is_within(real_path, root)]
         return not guards or any(group in groups for group in guards)
+
+    def resolve_readable(self, raw: str | None, groups: frozenset[str] | None) -> Path:
+        """``resolve_source``, refused (``source_forbidden``) when the caller's groups may not read it."""
+        real = self.resolve_source(raw)
+        if not self.readable_by(real, groups):
+            raise StagingError("source_forbidden", f"your groups may not read '{raw}'")
+        return real
 
     def contains(self, real_path: Path) -> bool:
         return any(is_within(real_path, root) for root in self.real)
@@ -128,46 +128,6 @@ class StorageRoots:
         return real
 
 
-@dataclass(frozen=True)
-class SourceEntry:
-    """One file or folder of a source tree, by its path relative to the tree's top."""
-
-    parts: tuple[str, ...]
-    real: Path
-    is_dir: bool
-    size: int
-
-
-def walk_source(top: Path, roots: StorageRoots) -> list[SourceEntry]:
-    """List a source folder depth-first (folders before their content); symlinks must stay in storage."""
-    entries: list[SourceEntry] = []
-    seen_dirs: set[tuple[int, int]] = set()
-
-    def visit(folder: Path, prefix: tuple[str, ...]) -> None:
-        st = os.stat(folder)
-        if (st.st_dev, st.st_ino) in seen_dirs:
-            raise StagingError("unsupported_source", "the source folder contains a symlink loop")
-        seen_dirs.add((st.st_dev, st.st_ino))
-        with os.scandir(folder) as listing:
-            children = sorted(listing, key=lambda entry: entry.name)
-        for child in children:
-            real = Path(os.path.realpath(child.path)) if child.is_symlink() else Path(child.path)
-            if not roots.contains(real):
-                raise StagingError("source_outside_storage", "a symlink in the source folder leads outside storage")
-            child_stat = os.stat(real)
-            parts = (*prefix, child.name)
-            if stat.S_ISDIR(child_stat.st_mode):
-                entries.append(SourceEntry(parts, real, True, 0))
-                visit(real, parts)
-            elif stat.S_ISREG(child_stat.st_mode):
-                entries.append(SourceEntry(parts, real, False, child_stat.st_size))
-            else:
-                raise StagingError("unsupported_source", "the source folder holds a special file")
-
-    visit(top, ())
-    return entries
-
-
 def user_area(template: str, username: str) -> Path:
     return Path(os.path.abspath(template.replace("{username}", validate_username(username))))
 
@@ -192,60 +152,9 @@ def resolve_destination(template: str, username: str, relative_path: str | None)
     return Destination(user_area(template, username), validate_relative_path(relative_path))
 
 
+def jupyter_home(template: str, username: str, parts: tuple[str, ...]) -> Destination:
+    """Where a staged item lies in the user's Jupyter home, when the homes are mounted into this service."""
+    return Destination(user_area(template, username), parts)
+
+
 Owner = tuple[int, int]  # (uid, gid) for os.chown; -1 leaves one of them unchanged
-
-
-def open_dir_at(parent_fd: int, name: str, *, create: bool, owner: Owner | None = None) -> int:
-    """Open (or create, owned by ``owner``) one folder below ``parent_fd`` without following a symlink."""
-    try:
-        return os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
-    except FileNotFoundError:
-        if not create:
-            raise
-    try:
-        os.mkdir(name, DIR_MODE, dir_fd=parent_fd)
-    except FileExistsError:
-        pass  # another staging created it meanwhile
-    else:
-        if owner is not None:
-            os.chown(name, *owner, dir_fd=parent_fd, follow_symlinks=False)
-    return os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
-
-
-@contextmanager
-def open_parent(dest: Destination, *, create: bool = True, owner: Owner | None = None) -> Iterator[int]:
-    """Yield a descriptor of the destination's folder, walking from the user area with O_NOFOLLOW.
-
-    Folders created on the way (the user area included) belong to ``owner`` when one is given.
-    """
-    if create and not dest.area.exists():
-        os.makedirs(dest.area, mode=DIR_MODE, exist_ok=True)
-        if owner is not None:
-            os.chown(dest.area, *owner, follow_symlinks=False)
-    fd = os.open(dest.area, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        for part in dest.parts[:-1]:
-            try:
-                next_fd = open_dir_at(fd, part, create=create, owner=owner)
-            except OSError as exc:
-                raise _destination_error(fd, part, exc) from exc
-            os.close(fd)
-            fd = next_fd
-        yield fd
-    finally:
-        os.close(fd)
-
-
-def _destination_error(parent_fd: int, name: str, exc: OSError) -> Exception:
-    """Explain why a folder of the destination path could not be opened."""
-    try:
-        is_link = stat.S_ISLNK(os.stat(name, dir_fd=parent_fd, follow_symlinks=False).st_mode)
-    except OSError:
-        is_link = False
-    if is_link or exc.errno == errno.ELOOP:
-        return StagingError("unsafe_destination", "a folder on the destination path is a symbolic link")
-    if exc.errno == errno.ENOTDIR:
-        return StagingError("destination_blocked", "a file stands where the destination needs a folder")
-    if exc.errno == errno.ENOENT:
-        return StagingError("destination_not_found", "the destination folder does not exist")
-    return exc

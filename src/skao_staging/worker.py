@@ -11,9 +11,11 @@ import threading
 import time
 
 from . import metrics
+from .config import Settings
 from .db import StagingJob
+from .execution import Executor
+from .hooks import Hook
 from .logs import get_logger
-from .service import StagingService
 
 log = get_logger("worker")
 
@@ -21,8 +23,8 @@ log = get_logger("worker")
 class Worker:
     """A pool of threads, each claiming and executing one job at a time."""
 
-    def __init__(self, service: StagingService, threads: int) -> None:
-        self.service = service
+    def __init__(self, executor: Executor, threads: int) -> None:
+        self.executor = executor
         self._stopping = threading.Event()
         self._wakeups = threading.Semaphore(0)
         # Execution slots, shared by the worker threads and direct hand-offs (run_now): at most
@@ -35,11 +37,12 @@ class Worker:
     def start(self) -> None:
         for thread in self._threads:
             thread.start()
-        log.info("worker %s started with %d threads", self.service.process_id, len(self._threads))
+        log.info("worker %s started with %d threads", self.executor.process_id, len(self._threads))
 
-    def wake(self) -> None:
-        """Tell one idle thread that a job was queued (idle threads also poll)."""
-        self._wakeups.release()
+    def wake(self, jobs: int = 1) -> None:
+        """Tell idle threads that ``jobs`` jobs were queued (idle threads also poll)."""
+        for _ in range(min(jobs, len(self._threads))):
+            self._wakeups.release()
 
     def stop(self, grace: float = 30.0) -> None:
         """Stop claiming; let running jobs end within ``grace`` seconds, then hand the rest back."""
@@ -51,10 +54,10 @@ class Worker:
             thread.join(max(0.0, deadline - time.monotonic()))
         if any(thread.is_alive() for thread in self._threads):
             log.warning("handing running jobs back to the queue after a %.0fs grace period", grace)
-            self.service.handing_back.set()
+            self.executor.handing_back.set()
             for thread in self._threads:
                 thread.join(10)
-        log.info("worker %s stopped", self.service.process_id)
+        log.info("worker %s stopped", self.executor.process_id)
 
     def run_now(self, job_id: int) -> StagingJob | None:
         """Run a just-queued job in the calling thread when a slot is free; the finished job, or None.
@@ -65,23 +68,23 @@ class Worker:
         if self._stopping.is_set() or not self._slots.acquire(blocking=False):
             return None
         try:
-            job = self.service.claim(job_id)
+            job = self.executor.claim(job_id)
             if job is None:
                 return None
-            self.service.execute(job)
+            self.executor.execute(job)
         finally:
             self._slots.release()
-        return self.service.jobs.get(job_id)
+        return self.executor.jobs.get(job_id)
 
     def _run(self) -> None:
-        poll = self.service.settings.poll_seconds
+        poll = self.executor.settings.poll_seconds
         while not self._stopping.is_set():
             if not self._slots.acquire(timeout=poll):
                 continue
             try:
                 job = self._claim(poll)
                 if job is not None:
-                    self.service.execute(job)
+                    self.executor.execute(job)
             finally:
                 self._slots.release()
             if job is None:
@@ -89,7 +92,7 @@ class Worker:
 
     def _claim(self, poll: float) -> StagingJob | None:
         try:
-            return self.service.claim_next()
+            return self.executor.claim_next()
         except Exception:
             log.error("claiming a job failed; retrying in %.1fs", poll, exc_info=True)
             self._stopping.wait(poll)
@@ -99,9 +102,8 @@ class Worker:
 class Heartbeat:
     """Renews this process's leases and re-queues the jobs of processes that stopped beating."""
 
-    def __init__(self, service: StagingService) -> None:
-        self.service = service
-        settings = service.settings
+    def __init__(self, executor: Executor, settings: Settings, jobs_queued: Hook[int]) -> None:
+        self.executor, self.settings, self.jobs_queued = executor, settings, jobs_queued
         self.interval = settings.lease_seconds / 3
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="staging-heartbeat", daemon=True)
@@ -114,15 +116,15 @@ class Heartbeat:
         self._thread.join(5)
 
     def beat(self) -> int:
-        service, settings = self.service, self.service.settings
-        active = service.active_job_ids()
-        service.jobs.heartbeat(active, service.process_id)
+        executor, settings = self.executor, self.settings
+        active = executor.active.ids()
+        executor.jobs.heartbeat(active, executor.process_id)
         metrics.HEARTBEAT.set_to_current_time()
         metrics.RUNNING_HERE.set(len(active))
-        requeued = service.jobs.requeue_expired(settings.lease_seconds, settings.max_attempts)
+        requeued = executor.jobs.requeue_expired(settings.lease_seconds, settings.max_attempts)
         if requeued:
             log.warning("gave %d job(s) of stopped processes back to the queue", requeued)
-            service.on_submit()
+            self.jobs_queued(requeued)
         return requeued
 
     def _run(self) -> None:

@@ -16,8 +16,7 @@ from ..config import Settings, get_settings
 from ..db import Database, prepare_database, wait_for_database
 from ..demo import ensure_demo_storage
 from ..logs import configure_logging, get_logger
-from ..service import StagingService
-from ..worker import Heartbeat, Worker
+from ..runtime import Runtime
 from .changefeed import ChangeFeed
 from .errors import install_error_handlers
 from .middleware import DeclaredBodyLimit, SecurityHeaders
@@ -38,18 +37,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ensure_demo_storage(settings)
     db = Database(settings.database_url)
     await run_in_threadpool(wait_for_database, lambda: prepare_database(db), settings.startup_wait_seconds)
-    service = StagingService(settings, db)
+    runtime = Runtime(settings, db, role="api", threads=settings.worker_threads if settings.embedded_worker else 0)
+    service = runtime.service
     waiters = JobWaiters(service.jobs)
-    service.add_finish_listener(waiters.notify)
-    worker = Worker(service, settings.worker_threads) if settings.embedded_worker else None
-    if worker is not None:
-        service.on_submit = worker.wake
-        worker.start()
-    heartbeat = Heartbeat(service)
-    heartbeat.start()
+    runtime.job_ended.connect(waiters.notify)
+    runtime.start()
     changefeed = ChangeFeed(service.jobs)
-    app.state.service, app.state.waiters, app.state.worker = service, waiters, worker
-    app.state.changefeed = changefeed
+    app.state.service, app.state.waiters, app.state.changefeed = service, waiters, changefeed
     log.info(
         "skao-staging %s ready: methods=%s database=%s",
         __version__,
@@ -60,10 +54,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         await changefeed.close()
-        if worker is not None:
-            worker.stop(settings.shutdown_grace_seconds)
-        heartbeat.stop()
-        db.dispose()
+        runtime.stop()
         log.info("skao-staging stopped")
 
 

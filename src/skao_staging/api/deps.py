@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Path, Request
 from starlette.concurrency import run_in_threadpool
 
 from ..auth import Authenticator, Identity
 from ..errors import StagingError
+from ..items import StageItem
 from ..service import StagingService
-from ..worker import Worker
 from .changefeed import ChangeFeed
 from .waiters import JobWaiters
 
@@ -18,11 +18,6 @@ from .waiters import JobWaiters
 def service_of(request: Request) -> StagingService:
     service: StagingService = request.app.state.service
     return service
-
-
-def worker_of(request: Request) -> Worker | None:
-    worker: Worker | None = request.app.state.worker
-    return worker
 
 
 def changefeed_of(request: Request) -> ChangeFeed:
@@ -42,21 +37,22 @@ async def identity_of(request: Request) -> Identity:
     return await run_in_threadpool(authenticator.identify, request.headers, host)
 
 
-async def staging_caller(request: Request, service: StagingService, fields: dict[str, Any]) -> Identity:
-    """The caller of a staging request; a refused identity is recorded as a failed job."""
+async def staging_caller(request: Request, service: StagingService, item: StageItem) -> tuple[Identity, StageItem]:
+    """The caller of a staging request, and the item for the user it acts for.
+
+    A refused identity is recorded as a failed job.
+    """
     try:
         identity = await identity_of(request)
-        fields["username"] = identity.acting_for(fields.get("username"))
+        return identity, item.for_user(identity.acting_for(item.username))
     except StagingError as error:
-        await run_in_threadpool(service.record_refusal, fields, error)
+        await run_in_threadpool(service.record_refusal, item, error)
         raise
-    return identity
 
 
 IdentityDep = Annotated[Identity, Depends(identity_of)]
 ServiceDep = Annotated[StagingService, Depends(service_of)]
 WaitersDep = Annotated[JobWaiters, Depends(waiters_of)]
 ChangeFeedDep = Annotated[ChangeFeed, Depends(changefeed_of)]
-WorkerDep = Annotated[Worker | None, Depends(worker_of)]
 
 JobId = Annotated[int, Path(ge=1, le=2**63 - 1, description="A job's id")]  # the database's key range

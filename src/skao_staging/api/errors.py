@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from ..errors import StagingError
+from ..items import StageItem
 from ..logs import get_logger
 from .deps import service_of
 
@@ -76,14 +77,7 @@ def install_error_handlers(app: FastAPI) -> None:
 def _record(request: Request, error: StagingError) -> None:
     """Record a malformed staging request (called before the body could be validated)."""
     try:
-        service_of(request).record_refusal(
-            {
-                "method": request.query_params.get("method"),
-                "username": request.query_params.get("username"),
-                "local_path_on_storage": None,
-                "relative_path": None,
-            },
-            error,
-        )
+        params = request.query_params
+        service_of(request).record_refusal(StageItem(params.get("method"), params.get("username"), None, None), error)
     except Exception:
         log.error("could not record a malformed request", exc_info=True)

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
-from ..db import StagingJob
+from ..db import RequestSummary, StagingJob
 from ..listing import Listing
 
 
@@ -147,6 +147,17 @@ class RequestState(BaseModel):
     counts: dict[str, int]
     bytes_done: int
     bytes_total: int
+
+    @classmethod
+    def of(cls, summary: RequestSummary) -> RequestState:
+        return cls(
+            request_id=summary.request_id,
+            state=summary.state,
+            jobs=sum(summary.counts.values()),
+            counts=summary.counts,
+            bytes_done=summary.bytes_done,
+            bytes_total=summary.bytes_total,
+        )
 
 
 class Attempt(BaseModel):

@@ -10,9 +10,15 @@ from .hard_link import HardLink
 from .jupyter_copy import JupyterCopy
 from .local_copy import LocalCopy
 
-__all__ = ["MethodRegistry", "StagingMethod", "TransferContext", "TransferResult"]
+__all__ = ["MethodRegistry", "StagingMethod", "TransferContext", "TransferResult", "canonical_method"]
 
 _ALL: tuple[StagingMethod, ...] = (LocalCopy(), HardLink(), DirectDownload(), JupyterCopy())
+_ALIASES = {alias: method.name for method in _ALL for alias in method.aliases}
+
+
+def canonical_method(name: str | None) -> str | None:
+    """A method's name for one of its aliases (the seed's ``direct_dowload``); other names as given."""
+    return None if name is None else _ALIASES.get(name, name)
 
 
 class MethodRegistry:
@@ -23,7 +29,6 @@ class MethodRegistry:
         if unknown:
             raise ValueError(f"STAGING_METHODS names unknown methods: {', '.join(unknown)}")
         self._by_name = {method.name: method for method in _ALL}
-        self._aliases = {alias: method.name for method in _ALL for alias in method.aliases}
         self.unavailable = {
             method.name: problem
             for method in _ALL
@@ -31,13 +36,8 @@ class MethodRegistry:
         }
         self.enabled = [name for name in ALL_METHODS if name in settings.methods and name not in self.unavailable]
 
-    def canonical(self, name: str | None) -> str | None:
-        if name is None:
-            return None
-        return self._aliases.get(name, name)
-
     def get(self, name: str | None) -> StagingMethod:
-        canonical = self.canonical(name)
+        canonical = canonical_method(name)
         if canonical in self.enabled:
             return self._by_name[canonical]
         if canonical in self._by_name:

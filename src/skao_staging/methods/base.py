@@ -1,15 +1,27 @@
-"""The interface every staging method implements, and what it is given and returns."""
+"""The interface every staging method implements, and the one skeleton of those that publish a result.
+
+A method stages a plan of files (``sources``) to a destination; it never knows which source kind
+made the plan. Methods that publish into an area (``PublishingMethod``) share one pipeline:
+
+    remove a stale temporary -> skip if already there -> transfer to a temporary -> publish
+    -> (destination appeared meanwhile: skip if it is the same, else conflict) -> remove the temporary
+
+and fill its hooks with how they reach the area (a folder descriptor, or a Jupyter server).
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
-from pathlib import Path
-from typing import ClassVar, Literal
+from typing import ClassVar, Generic, Literal, TypeVar
 
+from ..checksum import format_adler32, manifest_checksum
 from ..config import Settings
-from ..paths import Destination, Owner, StorageRoots
+from ..errors import DestinationAppeared, StagingError
+from ..paths import Destination, Owner
+from ..sources import PlannedFile, SourcePlan
 
 Outcome = Literal["succeeded", "skipped"]
 
@@ -20,9 +32,8 @@ class TransferContext:
 
     job_id: int
     username: str
-    source: Path  # real path inside a storage root, checked to exist
+    plan: SourcePlan
     destination: Destination
-    roots: StorageRoots
     settings: Settings
     report_progress: Callable[[int, int], None]  # (bytes done, bytes total); may raise to stop
     owner: Owner | None = None  # (uid, gid) of what is created in the user area
@@ -36,6 +47,18 @@ class TransferResult:
     read_only: bool | None  # None: not applicable
     files: int = 1
     note: str | None = None
+
+
+@dataclass(frozen=True)
+class FileChecksum:
+    """A staged file's adler32 (None where the method computed none, as a hard link)."""
+
+    entry: PlannedFile
+    adler32: int | None
+
+    @property
+    def path(self) -> str:
+        return "/".join(self.entry.parts)
 
 
 class StagingMethod(ABC):
@@ -55,9 +78,83 @@ class StagingMethod(ABC):
         """Where the data lands, as the job shows it."""
         return str(destination.path)
 
-    def check_source(self, source: Path, settings: Settings) -> None:  # noqa: B027 - optional hook
-        """Method-specific checks run at submission, before a job is queued."""
+    def check_source(self, plan: SourcePlan, settings: Settings) -> None:  # noqa: B027 - optional hook
+        """Method-specific checks run at submission, before a job is queued (keep them cheap)."""
 
     @abstractmethod
     def stage(self, ctx: TransferContext) -> TransferResult:
-        """Stage ``ctx.source`` to ``ctx.destination``: duplicate check, transfer, verify, read-only."""
+        """Stage ``ctx.plan`` to ``ctx.destination``: duplicate check, transfer, verify, read-only."""
+
+
+Target = TypeVar("Target")
+
+
+class PublishingMethod(StagingMethod, Generic[Target]):
+    """The skeleton of methods that write a temporary and publish it without replacing anything."""
+
+    @abstractmethod
+    def open_target(self, ctx: TransferContext) -> AbstractContextManager[Target]:
+        """Reach the destination's folder (created if needed) for the duration of the staging."""
+
+    @abstractmethod
+    def remove_temporary(self, target: Target, ctx: TransferContext) -> None:
+        """Remove this job's temporary, if there is one."""
+
+    @abstractmethod
+    def existing(self, target: Target, ctx: TransferContext) -> list[FileChecksum] | None:
+        """None when the destination is free; its checksums when it holds this plan; else raise ``conflict()``."""
+
+    @abstractmethod
+    def transfer(self, target: Target, ctx: TransferContext) -> list[FileChecksum]:
+        """Write the plan to the temporary and publish it; DestinationAppeared when the name was taken."""
+
+    def read_only(self, ctx: TransferContext, outcome: Outcome) -> tuple[bool | None, str | None]:
+        """Whether the result is read-only for the user (None: not applicable), and a note when it could not be."""
+        return True, None
+
+    def check_plan(self, ctx: TransferContext) -> None:
+        """Refuse the plan before anything is written (e.g. a writable file to hard-link)."""
+
+    def stage(self, ctx: TransferContext) -> TransferResult:
+        ctx.plan.entries  # noqa: B018 - list a folder before anything is written: an unreadable source fails first
+        self.check_plan(ctx)
+        with self.open_target(ctx) as target:
+            outcome, checksums = self._place(target, ctx)
+        read_only, note = self.read_only(ctx, outcome)
+        return self.result(outcome, ctx, checksums, read_only, note)
+
+    def _place(self, target: Target, ctx: TransferContext) -> tuple[Outcome, list[FileChecksum]]:
+        self.remove_temporary(target, ctx)  # left by an earlier attempt that died
+        if (found := self.existing(target, ctx)) is not None:
+            return "skipped", found
+        try:
+            return "succeeded", self.transfer(target, ctx)
+        except DestinationAppeared:
+            if (found := self.existing(target, ctx)) is not None:
+                return "skipped", found
+            raise self.conflict() from None
+        finally:
+            with suppress(StagingError):  # a remote that fails to clean up does not hide the real outcome
+                self.remove_temporary(target, ctx)
+
+    @staticmethod
+    def conflict() -> StagingError:
+        return StagingError("destination_exists", "the destination already holds different content")
+
+    @staticmethod
+    def result(
+        outcome: Outcome,
+        ctx: TransferContext,
+        checksums: list[FileChecksum],
+        read_only: bool | None,
+        note: str | None,
+    ) -> TransferResult:
+        """The job's record: one file's adler32, or a folder's manifest checksum, when every file has one."""
+        plan = ctx.plan
+        checksum: str | None = None
+        if all(item.adler32 is not None for item in checksums):
+            if not plan.is_dir:
+                checksum = format_adler32(checksums[0].adler32 or 0)
+            else:
+                checksum = manifest_checksum((item.path, item.entry.size, item.adler32 or 0) for item in checksums)
+        return TransferResult(outcome, plan.bytes_total, checksum, read_only, files=len(plan.files), note=note)

@@ -5,11 +5,9 @@ The API process serves it (streamed, with Range); the worker never runs it.
 
 from __future__ import annotations
 
-import stat
-from pathlib import Path
-
 from ..config import Settings
 from ..errors import StagingError
+from ..sources import SourcePlan
 from .base import StagingMethod, TransferContext, TransferResult
 
 
@@ -20,8 +18,8 @@ class DirectDownload(StagingMethod):
     runs_in_worker = False
     accepts_directories = False
 
-    def check_source(self, source: Path, settings: Settings) -> None:
-        if stat.S_ISDIR(source.stat().st_mode):
+    def check_source(self, plan: SourcePlan, settings: Settings) -> None:
+        if plan.is_dir:
             raise StagingError(
                 "source_is_directory", "direct_download serves single files; stage a folder with local_copy"
             )

@@ -11,15 +11,13 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Callable
 from pathlib import Path
 
 from ..config import Settings
 from ..errors import StagingError
-from ..paths import SourceEntry
-from .base import TransferContext
-from .local import LocalMethod
-from .tree import FileMatch, SourcePlan
+from ..sources import PlannedFile, SourcePlan
+from .base import FileChecksum, TransferContext
+from .local import LocalMethod, Progress
 
 _WRITE_BITS = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
 
@@ -33,15 +31,15 @@ class HardLink(LocalMethod):
     description = "Hard-link the archive file into your user area (instant, no extra space)."
     places_atomically = True
 
-    def check_source(self, source: Path, settings: Settings) -> None:
-        if not source.is_dir():
-            self._refuse_writable([source], settings)
+    def check_source(self, plan: SourcePlan, settings: Settings) -> None:
+        if not plan.is_dir:  # a folder's files are checked in the worker, where it is walked anyway
+            self._refuse_writable(plan, settings)
 
-    def check_plan(self, plan: SourcePlan, settings: Settings) -> None:
-        self._refuse_writable([entry.real for entry in plan.files], settings)
+    def check_plan(self, ctx: TransferContext) -> None:
+        self._refuse_writable(ctx.plan, ctx.settings)
 
-    def _refuse_writable(self, files: list[Path], settings: Settings) -> None:
-        if settings.hardlink_writable_source == "refuse" and any(_writable(path) for path in files):
+    def _refuse_writable(self, plan: SourcePlan, settings: Settings) -> None:
+        if settings.hardlink_writable_source == "refuse" and any(_writable(entry.real) for entry in plan.files):
             raise StagingError(
                 "source_writable",
                 "the source is writable, so a hard link to it would not be read-only; use local_copy",
@@ -50,19 +48,13 @@ class HardLink(LocalMethod):
     def result_read_only(self, plan: SourcePlan) -> bool:
         return not any(_writable(entry.real) for entry in plan.files)
 
-    def compare_file(self, source: SourceEntry, dir_fd: int, name: str) -> FileMatch:
+    def compare_file(self, source: PlannedFile, dir_fd: int, name: str) -> FileChecksum | None:
         existing = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
         wanted = source.real.stat()
-        return FileMatch((existing.st_dev, existing.st_ino) == (wanted.st_dev, wanted.st_ino))
+        same = (existing.st_dev, existing.st_ino) == (wanted.st_dev, wanted.st_ino)
+        return FileChecksum(source, None) if same else None
 
-    def place_file(
-        self,
-        source: SourceEntry,
-        dir_fd: int,
-        name: str,
-        ctx: TransferContext,
-        progress: Callable[[int], None],
-    ) -> None:
+    def place_file(self, source: PlannedFile, dir_fd: int, name: str, ctx: TransferContext, progress: Progress) -> None:
         try:
             os.link(source.real, name, dst_dir_fd=dir_fd, follow_symlinks=False)
         except OSError as exc:

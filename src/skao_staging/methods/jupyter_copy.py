@@ -10,40 +10,42 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-from contextlib import ExitStack, suppress
-from pathlib import Path
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from ..checksum import READ_CHUNK, adler32, format_adler32, manifest_checksum
+from ..checksum import adler32_of_file
 from ..config import Settings
 from ..errors import DestinationAppeared, StagingError
-from ..fsops import READ_ONLY_FILE_MODE, temp_name
+from ..fsops import READ_FLAGS, READ_ONLY_FILE_MODE, DirCache, chmod_read_only, list_tree, open_parent, temp_name
 from ..jupyter import JupyterContents, hub_session
-from ..paths import Destination, SourceEntry, open_parent
-from .base import Outcome, StagingMethod, TransferContext, TransferResult
-from .tree import DirCache, SourcePlan, list_tree
-
-_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+from ..paths import Destination, jupyter_home
+from ..sources import PlannedFile, SourcePlan
+from .base import FileChecksum, Outcome, PublishingMethod, TransferContext
 
 
-def _digests(path: Path) -> tuple[int, str]:
-    """adler32 (recorded) and sha256 (what Jupyter servers report) of a source file."""
-    adler, sha = 1, hashlib.sha256()
-    fd = os.open(path, _READ_FLAGS)
-    try:
-        buffer = memoryview(bytearray(READ_CHUNK))
-        offset = 0
-        while count := os.preadv(fd, [buffer], offset):
-            adler = adler32(buffer[:count], adler)
-            sha.update(buffer[:count])
-            offset += count
-    finally:
-        os.close(fd)
-    return adler, sha.hexdigest()
+@dataclass(frozen=True)
+class RemoteTarget:
+    """The user's server, the staged item's final and temporary paths there, and the source's digests."""
+
+    contents: JupyterContents
+    final: str
+    temp: str
+    digests: dict[tuple[str, ...], tuple[int, str]]  # parts -> (adler32, sha256)
+
+    def checksums(self, plan: SourcePlan) -> list[FileChecksum]:
+        return [FileChecksum(entry, self.digests[entry.parts][0]) for entry in plan.files]
 
 
-def _same_file(model: dict[str, Any], entry: SourceEntry, sha256: str) -> bool:
+def _digests(entry: PlannedFile) -> tuple[int, str]:
+    """adler32 (recorded) and sha256 (what Jupyter servers report) of a source file, in one read."""
+    sha = hashlib.sha256()
+    return adler32_of_file(entry.real, sha), sha.hexdigest()
+
+
+def _same_file(model: dict[str, Any], entry: PlannedFile, sha256: str) -> bool:
     if model.get("type") != "file" or model.get("size") != entry.size:
         return False
     remote_hash = model.get("hash")
@@ -52,7 +54,7 @@ def _same_file(model: dict[str, Any], entry: SourceEntry, sha256: str) -> bool:
     return True  # a server that offers no hash: equal sizes are all that can be compared
 
 
-class JupyterCopy(StagingMethod):
+class JupyterCopy(PublishingMethod[RemoteTarget]):
     name = "jupyter_copy"
     description = "Upload into your Jupyter server (started for you when it is stopped)."
 
@@ -72,55 +74,37 @@ class JupyterCopy(StagingMethod):
         workdir = tuple(part for part in settings.jupyter_workdir.split("/") if part)
         return (*workdir, *destination.parts)
 
-    def stage(self, ctx: TransferContext) -> TransferResult:
-        plan = SourcePlan.of(ctx.source, ctx.roots)
+    @contextmanager
+    def open_target(self, ctx: TransferContext) -> Iterator[RemoteTarget]:
         parts = self._remote_parts(ctx.destination, ctx.settings)
         # Jupyter servers refuse hidden names by default, so this temporary is visible while it grows.
         final, temp = "/".join(parts), "/".join((*parts[:-1], temp_name(ctx.job_id).lstrip(".")))
-        digests = {entry.parts: _digests(entry.real) for entry in plan.files}
+        digests = {entry.parts: _digests(entry) for entry in ctx.plan.files}
         with hub_session(ctx.settings) as hub:
             contents = hub.ensure_server(ctx.username)
             contents.make_dirs(parts[:-1])
-            contents.delete(temp)  # left by an earlier attempt that died
-            if self._present(contents, final, plan, digests):
-                return self._result("skipped", plan, digests, read_only=None, note=None)
-            try:
-                self._upload(contents, temp, plan, digests, ctx)
-                self._publish(contents, temp, final)
-            except DestinationAppeared:
-                if self._present(contents, final, plan, digests):
-                    return self._result("skipped", plan, digests, read_only=None, note=None)
-                raise self._conflict() from None
-            finally:
-                with suppress(StagingError):
-                    contents.delete(temp)
-        read_only, note = self._make_read_only(ctx, parts)
-        return self._result("succeeded", plan, digests, read_only=read_only, note=note)
+            yield RemoteTarget(contents, final, temp, digests)
 
-    @staticmethod
-    def _conflict() -> StagingError:
-        return StagingError("destination_exists", "the destination already holds different content")
+    def remove_temporary(self, target: RemoteTarget, ctx: TransferContext) -> None:
+        target.contents.delete(target.temp)
 
-    def _present(
-        self, contents: JupyterContents, final: str, plan: SourcePlan, digests: dict[tuple[str, ...], tuple[int, str]]
-    ) -> bool:
-        """True when the destination holds this content already; raise when it holds other content."""
-        top = contents.get(final, checksum=not plan.is_dir)
+    def existing(self, target: RemoteTarget, ctx: TransferContext) -> list[FileChecksum] | None:
+        plan, contents = ctx.plan, target.contents
+        top = contents.get(target.final, checksum=not plan.is_dir)
         if top is None:
-            return False
+            return None
         if not plan.is_dir:
-            if _same_file(top, plan.entries[0], digests[()][1]):
-                return True
-            raise self._conflict()
-        if top.get("type") != "directory" or self._remote_tree(contents, final) != {
-            entry.parts: ("directory" if entry.is_dir else "file") for entry in plan.entries
-        }:
-            raise self._conflict()
+            if _same_file(top, plan.entries[0], target.digests[()][1]):
+                return target.checksums(plan)
+            raise self.conflict()
+        wanted = {entry.parts: ("directory" if entry.is_dir else "file") for entry in plan.entries}
+        if top.get("type") != "directory" or self._remote_tree(contents, target.final) != wanted:
+            raise self.conflict()
         for entry in plan.files:
-            model = contents.get("/".join((final, *entry.parts)), checksum=True)
-            if model is None or not _same_file(model, entry, digests[entry.parts][1]):
-                raise self._conflict()
-        return True
+            model = contents.get("/".join((target.final, *entry.parts)), checksum=True)
+            if model is None or not _same_file(model, entry, target.digests[entry.parts][1]):
+                raise self.conflict()
+        return target.checksums(plan)
 
     def _remote_tree(self, contents: JupyterContents, path: str) -> dict[tuple[str, ...], str]:
         found: dict[tuple[str, ...], str] = {}
@@ -133,25 +117,19 @@ class JupyterCopy(StagingMethod):
                 found.update({(*parts, *rest): kind for rest, kind in below.items()})
         return found
 
-    def _upload(
-        self,
-        contents: JupyterContents,
-        temp: str,
-        plan: SourcePlan,
-        digests: dict[tuple[str, ...], tuple[int, str]],
-        ctx: TransferContext,
-    ) -> None:
+    def transfer(self, target: RemoteTarget, ctx: TransferContext) -> list[FileChecksum]:
+        plan, contents = ctx.plan, target.contents
         total, done = plan.bytes_total, [0]
         if plan.is_dir:
-            contents.mkdir(temp)
+            contents.mkdir(target.temp)
         for entry in plan.entries:
-            path = "/".join((temp, *entry.parts))
+            path = "/".join((target.temp, *entry.parts))
             if entry.is_dir:
                 contents.mkdir(path)
                 continue
-            fd = os.open(entry.real, _READ_FLAGS)
+            fd = os.open(entry.real, READ_FLAGS)
             try:
-                adler, sha = contents.upload(
+                uploaded = contents.upload(
                     path,
                     fd,
                     entry.size,
@@ -160,13 +138,15 @@ class JupyterCopy(StagingMethod):
                 )
             finally:
                 os.close(fd)
-            if (adler, sha) != digests[entry.parts]:
+            if uploaded != target.digests[entry.parts]:
                 raise StagingError("source_changed", "the source changed during the upload")
-            self._verify(contents, path, entry, sha)
+            self._verify(contents, path, entry, uploaded[1])
             done[0] += entry.size
+        self._publish(contents, target.temp, target.final)
+        return target.checksums(plan)
 
     @staticmethod
-    def _verify(contents: JupyterContents, path: str, entry: SourceEntry, sha256: str) -> None:
+    def _verify(contents: JupyterContents, path: str, entry: PlannedFile, sha256: str) -> None:
         model = contents.get(path, checksum=True)
         if model is None or not _same_file(model, entry, sha256):
             raise StagingError("verification_failed", "the uploaded file does not match its source")
@@ -181,22 +161,23 @@ class JupyterCopy(StagingMethod):
                 "jupyter_upload_failed", f"the Jupyter server could not rename the upload (HTTP {response.status_code})"
             )
 
-    @staticmethod
-    def _make_read_only(ctx: TransferContext, parts: tuple[str, ...]) -> tuple[bool, str | None]:
+    def read_only(self, ctx: TransferContext, outcome: Outcome) -> tuple[bool | None, str | None]:
         """chmod the staged files where the user's Jupyter root is mounted into this service."""
+        if outcome == "skipped":
+            return None, None
         template = ctx.settings.jupyter_home_mounts
         if template is None:
             return False, "read-only could not be enforced: the user's Jupyter home is not mounted here"
-        mounted = Destination(Path(template.replace("{username}", ctx.username)), parts)
+        mounted = jupyter_home(template, ctx.username, self._remote_parts(ctx.destination, ctx.settings))
         try:
             with ExitStack() as stack, open_parent(mounted, create=False) as parent_fd:
-                fd = os.open(mounted.name, _READ_FLAGS, dir_fd=parent_fd)
+                fd = os.open(mounted.name, READ_FLAGS, dir_fd=parent_fd)
                 stack.callback(os.close, fd)
                 if stat.S_ISDIR(os.fstat(fd).st_mode):
                     dirs = DirCache(stack, fd)
                     for entry_parts, kind in list_tree(fd):
                         if kind == "file":
-                            _chmod_read_only(dirs.fd(entry_parts[:-1]), entry_parts[-1])
+                            chmod_read_only(dirs.fd(entry_parts[:-1]), entry_parts[-1])
                 else:
                     os.fchmod(fd, READ_ONLY_FILE_MODE)
         except StagingError as exc:
@@ -204,35 +185,3 @@ class JupyterCopy(StagingMethod):
         except OSError as exc:
             return False, f"read-only could not be enforced at the mounted home ({exc.strerror})"
         return True, None
-
-    @staticmethod
-    def _result(
-        outcome: Outcome,
-        plan: SourcePlan,
-        digests: dict[tuple[str, ...], tuple[int, str]],
-        *,
-        read_only: bool | None,
-        note: str | None,
-    ) -> TransferResult:
-        if plan.is_dir:
-            checksum = manifest_checksum(
-                ("/".join(entry.parts), entry.size, digests[entry.parts][0]) for entry in plan.files
-            )
-        else:
-            checksum = format_adler32(digests[()][0])
-        return TransferResult(
-            outcome=outcome,
-            bytes=plan.bytes_total,
-            checksum=checksum,
-            read_only=read_only,
-            files=len(plan.files),
-            note=note,
-        )
-
-
-def _chmod_read_only(dir_fd: int, name: str) -> None:
-    fd = os.open(name, _READ_FLAGS, dir_fd=dir_fd)
-    try:
-        os.fchmod(fd, READ_ONLY_FILE_MODE)
-    finally:
-        os.close(fd)

@@ -3,46 +3,32 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 
-from ..checksum import adler32_of_fd
-from ..fsops import READ_ONLY_FILE_MODE, copy_verified, create_temp_file
-from ..paths import SourceEntry
-from .base import TransferContext
-from .local import LocalMethod
-from .tree import FileMatch
-
-_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+from ..checksum import adler32_of_fd, adler32_of_file
+from ..copier import copy_verified
+from ..fsops import READ_FLAGS, READ_ONLY_FILE_MODE, create_temp_file
+from ..sources import PlannedFile
+from .base import FileChecksum, TransferContext
+from .local import LocalMethod, Progress
 
 
 class LocalCopy(LocalMethod):
     name = "local_copy"
     description = "Copy into your user area (verified, read-only); files and whole folders."
 
-    def compare_file(self, source: SourceEntry, dir_fd: int, name: str) -> FileMatch:
-        dest_fd = os.open(name, _READ_FLAGS, dir_fd=dir_fd)
+    def compare_file(self, source: PlannedFile, dir_fd: int, name: str) -> FileChecksum | None:
+        dest_fd = os.open(name, READ_FLAGS, dir_fd=dir_fd)
         try:
             if os.fstat(dest_fd).st_size != source.size:
-                return FileMatch(False)
-            src_fd = os.open(source.real, _READ_FLAGS)
-            try:
-                source_adler = adler32_of_fd(src_fd)
-            finally:
-                os.close(src_fd)
-            return FileMatch(adler32_of_fd(dest_fd) == source_adler, source_adler)
+                return None
+            source_adler = adler32_of_file(source.real)
+            return FileChecksum(source, source_adler) if adler32_of_fd(dest_fd) == source_adler else None
         finally:
             os.close(dest_fd)
 
-    def place_file(
-        self,
-        source: SourceEntry,
-        dir_fd: int,
-        name: str,
-        ctx: TransferContext,
-        progress: Callable[[int], None],
-    ) -> int:
+    def place_file(self, source: PlannedFile, dir_fd: int, name: str, ctx: TransferContext, progress: Progress) -> int:
         settings = ctx.settings
-        src_fd = os.open(source.real, _READ_FLAGS)
+        src_fd = os.open(source.real, READ_FLAGS)
         try:
             dst_fd = create_temp_file(dir_fd, name)
             try:

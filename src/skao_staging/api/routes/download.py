@@ -14,7 +14,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import FileResponse
 from starlette.types import Message, Receive, Scope, Send
 
+from ...auth import Identity
 from ...db import StagingJob
+from ...items import StageItem
 from ...service import StagingService
 from ..deps import ServiceDep, staging_caller
 
@@ -53,15 +55,9 @@ class RecordedFileResponse(FileResponse):
             await run_in_threadpool(self.service.finish_download, self.job, sent[0], error)
 
 
-async def download_response(
-    service: StagingService,
-    username: str | None,
-    path: str | None,
-    relative_path: str | None,
-    groups: frozenset[str] | None,
-) -> RecordedFileResponse:
-    job, source = await run_in_threadpool(service.start_download, username, path, relative_path, groups)
-    name = os.path.basename((relative_path or "").rstrip("/")) or source.name
+async def download_response(service: StagingService, item: StageItem, caller: Identity) -> RecordedFileResponse:
+    job, source = await run_in_threadpool(service.start_download, item, caller)
+    name = os.path.basename((item.relative_path or "").rstrip("/")) or source.name
     return RecordedFileResponse(service, job, str(source), name)
 
 
@@ -78,11 +74,5 @@ async def download(
     username: Annotated[str | None, Query(description="Who downloads (recorded in the job)")] = None,
     filename: Annotated[str | None, Query(description="Name to save as (default: the source's)")] = None,
 ) -> RecordedFileResponse:
-    fields = {
-        "method": "direct_download",
-        "username": username,
-        "local_path_on_storage": path,
-        "relative_path": filename,
-    }
-    caller = await staging_caller(request, service, fields)
-    return await download_response(service, fields["username"], path, filename, caller.read_groups)
+    caller, item = await staging_caller(request, service, StageItem("direct_download", username, path, filename))
+    return await download_response(service, item, caller)

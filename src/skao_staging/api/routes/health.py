@@ -22,7 +22,7 @@ def healthz() -> dict[str, str]:
 @router.get("/readyz", tags=["health"], summary="The job database is reachable")
 async def readyz(service: ServiceDep) -> JSONResponse:
     try:
-        await run_in_threadpool(service.db.ping)
+        await run_in_threadpool(service.ping_database)
     except Exception:
         error = StagingError("database_unavailable", "the job database is unavailable")
         return JSONResponse(error.to_dict(), status_code=error.status_code)

@@ -8,9 +8,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from ...db import FINAL_STATUSES, JobStatus, StagingJob
+from ...db import FINAL_STATUSES, JobStatus
 from ...errors import status_for
-from ..deps import ServiceDep, WaitersDep, WorkerDep, staging_caller
+from ...items import StageItem
+from ..deps import ServiceDep, WaitersDep, staging_caller
 from ..schemas import ErrorBody, Job, StageBody
 from .download import download_response
 
@@ -37,7 +38,6 @@ async def stage_data(
     body: StageBody,
     service: ServiceDep,
     waiters: WaitersDep,
-    worker: WorkerDep,
     method: Annotated[str | None, Query(description="local_copy, symlink_copy, direct_download, jupyter_copy")] = None,
     username: Annotated[
         str | None, Query(description="The user whose area receives the data (default: the caller)")
@@ -48,35 +48,11 @@ async def stage_data(
     Answers 200 with the finished job (``succeeded``, or ``skipped`` when the destination already
     holds the same content), an error with its code, or for ``direct_download`` the file itself.
     """
-    fields = {
-        "method": service.methods.canonical(method),
-        "username": username,
-        "local_path_on_storage": body.local_path_on_storage,
-        "relative_path": body.relative_path,
-    }
-    caller = await staging_caller(request, service, fields)
-    username = fields["username"]
-    if service.methods.canonical(method) == "direct_download" and "direct_download" in service.methods.enabled:
-        return await download_response(
-            service, username, body.local_path_on_storage, body.relative_path, caller.read_groups
-        )
-
-    def queue_and_maybe_run() -> StagingJob:
-        job = service.submit(
-            method,
-            username,
-            body.local_path_on_storage,
-            body.relative_path,
-            groups=caller.read_groups,
-            owner=(caller.uid, caller.gid),
-            wake_workers=worker is None,
-        )
-        finished = worker.run_now(job.id) if worker is not None else None
-        if finished is None and worker is not None:
-            worker.wake()
-        return finished or job
-
-    job = await run_in_threadpool(queue_and_maybe_run)
+    item = StageItem(method, username, body.local_path_on_storage, body.relative_path)
+    caller, item = await staging_caller(request, service, item)
+    if item.method == "direct_download" and "direct_download" in service.methods.enabled:
+        return await download_response(service, item, caller)
+    job = await run_in_threadpool(service.stage_now, item, caller)
     if job.status not in FINAL_STATUSES:
         job = await waiters.wait(job.id, service.settings.sync_timeout_seconds)
     answer = Job.of(job)

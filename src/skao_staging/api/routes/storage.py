@@ -29,9 +29,8 @@ def browse(
 
     Paths are checked as staging sources are: nothing outside the roots, nothing the caller's groups may not read.
     """
-    mapping = service.settings.group_storage_roots
     if path == "":
-        listing = list_roots(service.roots, identity.read_groups, mapping)
+        listing = list_roots(service.roots, identity.read_groups)
     else:
-        listing = list_path(service.roots, path, identity.read_groups, mapping, limit)
+        listing = list_path(service.roots, path, identity.read_groups, limit)
     return StorageListing.of(listing)

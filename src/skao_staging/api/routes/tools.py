@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
@@ -13,9 +12,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from ...errors import StagingError
 from ...logtail import Follower, backlog, keep
-from ...paths import Destination, open_parent, validate_relative_path
 from ..deps import IdentityDep, ServiceDep
 
 router = APIRouter(prefix="/api/v1", tags=["admin tools"])
@@ -70,24 +67,5 @@ class NewFile(BaseModel):
 @router.post("/files", status_code=201, summary="Create a test file in the storage (admins, when enabled)")
 def create_file(body: NewFile, service: ServiceDep, identity: IdentityDep) -> dict[str, object]:
     """Writes only inside the first storage root, never overwrites, and stays under the size limit."""
-    settings = service.settings
-    if not settings.enable_file_tool:
-        raise StagingError("file_tool_disabled", "the file tool is not enabled (STAGING_ENABLE_FILE_TOOL)")
-    identity.require_admin()
-    data = body.text.encode() if body.text is not None else None
-    size = len(data) if data is not None else (body.size or 0)
-    if size > settings.file_tool_max_bytes:
-        raise StagingError("file_too_large", f"the file tool creates at most {settings.file_tool_max_bytes} bytes")
-    target = Destination(service.roots.configured[0], validate_relative_path(body.path))
-    with open_parent(target) as parent_fd:
-        try:
-            fd = os.open(target.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o444, dir_fd=parent_fd)
-        except FileExistsError:
-            raise StagingError("file_exists", f"'{body.path}' exists already") from None
-        with os.fdopen(fd, "wb") as out:
-            if data is not None:
-                out.write(data)
-            else:
-                for offset in range(0, size, 1024 * 1024):
-                    out.write(os.urandom(min(1024 * 1024, size - offset)))
-    return {"local_path_on_storage": "/".join(target.parts), "bytes": size}
+    path, size = service.create_test_file(body.path, body.size, body.text, identity)
+    return {"local_path_on_storage": path, "bytes": size}

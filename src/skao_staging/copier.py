@@ -1,0 +1,139 @@
+"""The verified copy engine: a file copied as ``cp`` copies it, checksummed on the other core.
+
+Uses a reflink or ``copy_file_range`` as ``cp`` does; the source is checksummed behind the copy,
+and with verification on, the destination too.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import mmap
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+
+from .checksum import adler32
+from .errors import StagingError
+
+_FICLONE = 0x40049409
+_FALLBACK_ERRNOS = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EBADF, errno.EPERM}
+
+ProgressCallback = Callable[[int], None]
+
+
+class _Verifier(threading.Thread):
+    """Checksums each copied chunk of source and destination on the other core, behind the copy.
+
+    The source is read with ``pread`` (a source truncated by someone else must not SIGBUS the
+    service); the destination is our own temporary file, so it is mapped without copying.
+    """
+
+    def __init__(self, src_fd: int, dst_fd: int, chunk: int, verify: bool) -> None:
+        super().__init__(name="copy-verifier", daemon=True)
+        self.src_fd, self.dst_fd, self.verify = src_fd, dst_fd, verify
+        self.buffer = memoryview(bytearray(chunk))
+        self.chunks: queue.SimpleQueue[tuple[int, int] | None] = queue.SimpleQueue()
+        self.source_adler = 1
+        self.dest_adler = 1
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            while (item := self.chunks.get()) is not None:
+                offset, count = item
+                got = os.preadv(self.src_fd, [self.buffer[:count]], offset)
+                self.source_adler = adler32(self.buffer[:got], self.source_adler)
+                if self.verify:
+                    self.dest_adler = self._adler_of_dest(offset, count)
+        except BaseException as exc:  # reported to the copying thread
+            self.error = exc
+            while self.chunks.get() is not None:
+                pass
+
+    def _adler_of_dest(self, offset: int, count: int) -> int:
+        skew = offset % mmap.ALLOCATIONGRANULARITY  # copy_file_range may return short counts
+        flags = mmap.MAP_SHARED | mmap.MAP_POPULATE  # map the pages at once, not fault by fault
+        with mmap.mmap(self.dst_fd, count + skew, flags=flags, prot=mmap.PROT_READ, offset=offset - skew) as mapped:
+            view = memoryview(mapped)
+            try:
+                return adler32(view[skew:], self.dest_adler)
+            finally:
+                view.release()
+
+
+def _copy_chunk(src_fd: int, dst_fd: int, offset: int, count: int, fast: list[bool]) -> int:
+    """Copy up to ``count`` bytes at ``offset`` in the kernel when it can, else through a buffer."""
+    if fast[0]:
+        try:
+            return os.copy_file_range(src_fd, dst_fd, count, offset, offset)
+        except OSError as exc:
+            if exc.errno not in _FALLBACK_ERRNOS:
+                raise
+            fast[0] = False
+    data = os.pread(src_fd, count, offset)
+    written = 0
+    while written < len(data):
+        written += os.pwrite(dst_fd, data[written:], offset + written)
+    return len(data)
+
+
+def _try_reflink(src_fd: int, dst_fd: int) -> bool:
+    try:
+        fcntl.ioctl(dst_fd, _FICLONE, src_fd)
+    except OSError:
+        return False
+    return True
+
+
+def copy_verified(
+    src_fd: int,
+    dst_fd: int,
+    *,
+    chunk: int,
+    verify: bool,
+    on_progress: ProgressCallback,
+    max_bytes_per_second: int = 0,
+) -> int:
+    """Copy an open source into an empty, open (read-write) destination; return the adler32.
+
+    Uses a reflink or ``copy_file_range`` as ``cp`` does. With ``verify``, the destination is
+    checksummed too and a mismatch raises ``StagingError``.
+    """
+    size = os.fstat(src_fd).st_size
+    if max_bytes_per_second:
+        chunk = max(64 * 1024, min(chunk, max_bytes_per_second // 4))
+    verifier = _Verifier(src_fd, dst_fd, chunk, verify)
+    verifier.start()
+    try:
+        reflinked = size > 0 and _try_reflink(src_fd, dst_fd)
+        fast, offset, started = [True], 0, time.monotonic()
+        while offset < size:
+            count = min(chunk, size - offset)
+            if not reflinked:
+                count = _copy_chunk(src_fd, dst_fd, offset, count, fast)
+                if count == 0:
+                    raise StagingError("source_changed", "the source became shorter during the copy")
+            verifier.chunks.put((offset, count))
+            offset += count
+            on_progress(offset)
+            if max_bytes_per_second:
+                _throttle(offset, started, max_bytes_per_second)
+    finally:
+        verifier.chunks.put(None)
+        verifier.join()
+    if verifier.error is not None:
+        raise verifier.error
+    if os.fstat(src_fd).st_size != size:
+        raise StagingError("source_changed", "the source changed size during the copy")
+    if verify and verifier.dest_adler != verifier.source_adler:
+        raise StagingError("verification_failed", "the copy does not match its source checksum")
+    return verifier.source_adler
+
+
+def _throttle(done: int, started: float, rate: int) -> None:
+    ahead = done / rate - (time.monotonic() - started)
+    if ahead > 0:
+        time.sleep(ahead)

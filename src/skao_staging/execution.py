@@ -1,0 +1,334 @@
+"""Running claimed jobs: claim, progress and cancellation, retries with backoff, recording the end.
+
+The ``Executor`` runs one attempt of a job in the calling thread (a worker thread, or an API thread
+answering a synchronous request) and records how it ended, conditionally on this process still
+holding the job. ``ActiveJobs`` are the jobs running in this process, whose leases the heartbeat keeps.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from sqlalchemy.exc import OperationalError
+
+from . import metrics
+from .config import Settings
+from .db import JobStatus, JobStore, StagingJob
+from .errors import StagingError, from_os_error
+from .hooks import Hook
+from .logs import get_logger
+from .methods import MethodRegistry, TransferContext, TransferResult
+from .paths import Owner, resolve_destination
+from .sources import Sources
+
+log = get_logger("execution")
+PROGRESS_INTERVAL = 0.5
+
+
+def new_process_id(role: str) -> str:
+    """This process's name in the job rows it claims (``worker_id``)."""
+    return f"{role}@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class JobCancelled(Exception):
+    """Raised inside a running transfer whose cancellation was asked for."""
+
+
+class JobHandedBack(Exception):
+    """Raised inside a running transfer when its worker shuts down before it ends."""
+
+
+class ActiveJobs:
+    """The jobs running in this process, and which of them were cancelled through this process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: set[int] = set()
+        self._cancelled: set[int] = set()
+
+    def add(self, job_id: int) -> None:
+        with self._lock:
+            self._running.add(job_id)
+
+    def discard(self, job_id: int) -> None:
+        with self._lock:
+            self._running.discard(job_id)
+            self._cancelled.discard(job_id)
+
+    @contextmanager
+    def running(self, job_id: int) -> Iterator[None]:
+        self.add(job_id)
+        try:
+            yield
+        finally:
+            self.discard(job_id)
+
+    def ids(self) -> list[int]:
+        with self._lock:
+            return sorted(self._running)
+
+    def cancel(self, job_ids: list[int]) -> None:
+        """Mark those of ``job_ids`` that run here, so they stop at their next progress report."""
+        with self._lock:
+            self._cancelled.update(set(job_ids) & self._running)
+
+    def is_cancelled(self, job_id: int) -> bool:
+        return job_id in self._cancelled
+
+
+class _KeyedLocks:
+    """One lock per destination, so identical requests in this process wait instead of racing."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, tuple[threading.Lock, int]] = {}
+
+    @contextmanager
+    def hold(self, key: str) -> Iterator[None]:
+        with self._guard:
+            lock, users = self._locks.get(key, (threading.Lock(), 0))
+            self._locks[key] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._guard:
+                lock, users = self._locks[key]
+                if users == 1:
+                    del self._locks[key]
+                else:
+                    self._locks[key] = (lock, users - 1)
+
+
+def _chown_target(job: StagingJob) -> Owner | None:
+    """The job's (uid, gid) for os.chown (-1 leaves one unchanged), or None to keep the service's."""
+    if job.owner_uid is None and job.owner_gid is None:
+        return None
+    return (
+        -1 if job.owner_uid is None else job.owner_uid,
+        -1 if job.owner_gid is None else job.owner_gid,
+    )
+
+
+class Executor:
+    """Claims jobs for this process and runs them to the end of an attempt."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        jobs: JobStore,
+        methods: MethodRegistry,
+        sources: Sources,
+        process_id: str,
+        job_ended: Hook[int],
+    ) -> None:
+        self.settings, self.jobs, self.methods, self.sources = settings, jobs, methods, sources
+        self.process_id = process_id
+        self.active = ActiveJobs()
+        self.job_ended = job_ended
+        self.handing_back = threading.Event()  # set at shutdown: running jobs go back to the queue
+        self._destination_locks = _KeyedLocks()
+
+    # -- claiming -------------------------------------------------------------------------------
+
+    def claim_next(self) -> StagingJob | None:
+        """The next job for this process, within the per-user limit of running jobs."""
+        job = self.jobs.claim_next(self.process_id, self.settings.max_running_per_user)
+        # On SQLite the claim is exact (one writer); elsewhere concurrent claimers can overshoot.
+        return job if self.jobs.db.is_sqlite else self._within_user_limit(job)
+
+    def claim(self, job_id: int) -> StagingJob | None:
+        """A given queued job for this process (a direct hand-off), within the per-user limit."""
+        return self._within_user_limit(self.jobs.claim(job_id, self.process_id))
+
+    def _within_user_limit(self, job: StagingJob | None) -> StagingJob | None:
+        limit = self.settings.max_running_per_user
+        if job is not None and limit and self.jobs.running_count(job.username) > limit:
+            # Claimed beside other claims for the same user: give it back before it starts.
+            self.jobs.release(job.id, self.process_id)
+            return None
+        return job
+
+    def cancel(self, job_ids: list[int]) -> None:
+        """Cancel jobs: queued ones at once; running ones stop at their next progress report."""
+        self.jobs.cancel(job_ids)
+        self.active.cancel(job_ids)
+
+    # -- running ----------------------------------------------------------------------------------
+
+    def execute(self, job: StagingJob) -> None:
+        """Run a job claimed by this process to the end of this attempt and record it; never raises."""
+        started = time.monotonic()
+        try:
+            with self.active.running(job.id):
+                if job.cancel_requested:
+                    raise JobCancelled
+                result = self._run(job)
+        except JobCancelled:
+            self._end(job, started, "cancelled", "", self._record_cancelled)
+        except JobHandedBack:
+            self._end(job, started, "handed back", "at shutdown", self._record_handed_back)
+        except StagingError as error:
+            self._fail(job, error, started)
+        except OSError as exc:
+            log.error("job %s failed on the filesystem", job.id, exc_info=True)
+            self._fail(job, from_os_error(exc), started)
+        except Exception:
+            log.error("job %s failed unexpectedly", job.id, exc_info=True)
+            self._fail(job, StagingError("internal_error", "staging failed unexpectedly"), started)
+        else:
+            self._succeed(job, result, started)
+        finally:
+            self.job_ended(job.id)
+
+    def _run(self, job: StagingJob) -> TransferResult:
+        method = self.methods.get(job.method)
+        source, raw = self.sources.of(job)
+        destination = resolve_destination(self.settings.user_areas, str(job.username), job.relative_path)
+        context = TransferContext(
+            job_id=job.id,
+            username=str(job.username),
+            plan=source.plan(raw, None),  # the caller's groups were checked when the job was accepted
+            destination=destination,
+            settings=self.settings,
+            report_progress=self._progress_reporter(job.id),
+            owner=_chown_target(job),
+        )
+        with self._destination_locks.hold(str(destination.path)):
+            return method.stage(context)
+
+    def _progress_reporter(self, job_id: int) -> Callable[[int, int], None]:
+        """Write progress at most every PROGRESS_INTERVAL and stop the job when asked to.
+
+        The database carries cancellations across processes; a database that does not answer only
+        delays them (the copy goes on, the lease is renewed by the heartbeat when it is back).
+        """
+        last = [time.monotonic()]
+
+        def report(done: int, total: int) -> None:
+            if self.handing_back.is_set():
+                raise JobHandedBack
+            if self.active.is_cancelled(job_id):
+                raise JobCancelled
+            now = time.monotonic()
+            if now - last[0] < PROGRESS_INTERVAL:
+                return
+            last[0] = now
+            try:
+                cancel = self.jobs.report_progress(job_id, self.process_id, done, total)
+            except OperationalError:
+                log.warning("job %s: progress not recorded, the database does not answer", job_id)
+                return
+            if cancel:
+                raise JobCancelled
+
+        return report
+
+    # -- recording the end ----------------------------------------------------------------------
+
+    def _record_cancelled(self, job: StagingJob) -> bool:
+        return self.jobs.finish(
+            job.id,
+            self.process_id,
+            JobStatus.CANCELLED,
+            error_code="job_cancelled",
+            error_reason="cancelled while it ran",
+        )
+
+    def _record_handed_back(self, job: StagingJob) -> bool:
+        return self.jobs.requeue(
+            job.id,
+            self.process_id,
+            delay=0,
+            error_code="interrupted",
+            error_reason="handed back when its worker shut down",
+            refund=True,
+        )
+
+    def _succeed(self, job: StagingJob, result: TransferResult, started: float) -> None:
+        status = JobStatus.SKIPPED if result.outcome == "skipped" else JobStatus.SUCCEEDED
+        if status is JobStatus.SUCCEEDED:
+            metrics.BYTES_STAGED.labels(str(job.method)).inc(result.bytes)
+
+        def record(job: StagingJob) -> bool:
+            return self.jobs.finish(
+                job.id,
+                self.process_id,
+                status,
+                bytes_total=result.bytes,
+                bytes_done=result.bytes if status is JobStatus.SUCCEEDED else 0,
+                files_total=result.files,
+                checksum=result.checksum,
+                read_only=result.read_only,
+                note=result.note,
+                error_code=None,
+                error_reason=None,
+            )
+
+        self._end(job, started, status.value, f"bytes={result.bytes} checksum={result.checksum}", record)
+
+    def _fail(self, job: StagingJob, error: StagingError, started: float) -> None:
+        detail = f"code={error.code} reason={error.detail}"
+        if error.retryable and job.attempts < self.settings.max_attempts:
+            delay = self.backoff(job.attempts)
+
+            def requeue(job: StagingJob) -> bool:
+                return self.jobs.requeue(
+                    job.id, self.process_id, delay=delay, error_code=error.code, error_reason=error.detail
+                )
+
+            self._end(job, started, "failed, retrying", f"in {delay:g}s {detail}", requeue)
+            return
+
+        def fail(job: StagingJob) -> bool:
+            return self.jobs.finish(
+                job.id, self.process_id, JobStatus.FAILED, error_code=error.code, error_reason=error.detail
+            )
+
+        self._end(job, started, "failed", detail, fail)
+
+    def backoff(self, attempts_made: int) -> float:
+        base, cap = self.settings.retry_backoff_seconds, self.settings.retry_backoff_max_seconds
+        return float(min(cap, base * 2 ** max(0, attempts_made - 1)))
+
+    def _end(
+        self, job: StagingJob, started: float, outcome: str, detail: str, record: Callable[[StagingJob], bool]
+    ) -> None:
+        """Record how an attempt ended, waiting out a database that is restarting (up to a lease)."""
+        deadline, pause = time.monotonic() + self.settings.lease_seconds, 0.2
+        while True:
+            try:
+                recorded = record(job)
+                break
+            except OperationalError:
+                if time.monotonic() > deadline:
+                    log.error("job %s: could not record its end, the database does not answer", job.id)
+                    recorded = False
+                    break
+                log.warning("job %s: the database does not answer; trying again in %.1fs", job.id, pause)
+                time.sleep(pause)
+                pause = min(pause * 2, 5.0)
+        self._log_end(job, outcome, started, recorded, detail)
+
+    def _log_end(self, job: StagingJob, outcome: str, started: float, recorded: bool, detail: str) -> None:
+        metrics.record_attempt(job.method, outcome, time.monotonic() - started)
+        level = log.warning if outcome.startswith("failed") else log.info
+        level(
+            "job %s %s method=%s user=%s source=%s destination=%s %s duration=%.3fs",
+            job.id,
+            outcome,
+            job.method,
+            job.username,
+            job.local_path_on_storage,
+            job.destination,
+            detail,
+            time.monotonic() - started,
+        )
+        if not recorded:
+            log.warning("job %s: this worker no longer holds it; the outcome above was not recorded", job.id)

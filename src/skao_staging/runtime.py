@@ -1,0 +1,55 @@
+"""One process's staging machinery, assembled in one place for ``serve`` and ``worker``.
+
+    jobs store ─ executor (claims, runs, records) ─ worker pool (threads) ─ heartbeat (leases)
+                     └── service (accepts requests; the routes' only entry)
+
+Two hooks connect them: ``jobs_queued`` (wakes idle worker threads) and ``job_ended`` (wakes API
+requests waiting for a job run in this process).
+"""
+
+from __future__ import annotations
+
+from .config import Settings
+from .db import Database, JobStore
+from .execution import Executor, new_process_id
+from .hooks import Hook
+from .methods import MethodRegistry
+from .service import StagingService
+from .sources import Sources
+from .worker import Heartbeat, Worker
+
+
+class Runtime:
+    """Service, executor, worker pool (``threads`` > 0) and heartbeat of one process, started and stopped together.
+
+    ``sources`` defaults to the site's source kinds (``Sources.of_site``).
+    """
+
+    def __init__(
+        self, settings: Settings, db: Database, *, role: str, threads: int, sources: Sources | None = None
+    ) -> None:
+        self.settings, self.db = settings, db
+        self.jobs_queued: Hook[int] = Hook("jobs queued")
+        self.job_ended: Hook[int] = Hook("job ended")
+        jobs = JobStore(db)
+        sources = sources or Sources.of_site(settings)
+        self.executor = Executor(
+            settings, jobs, MethodRegistry(settings), sources, new_process_id(role), self.job_ended
+        )
+        self.worker = Worker(self.executor, threads) if threads > 0 else None
+        if self.worker is not None:
+            self.jobs_queued.connect(self.worker.wake)
+        self.heartbeat = Heartbeat(self.executor, settings, self.jobs_queued)
+        self.service = StagingService(settings, jobs, self.executor, self.worker, self.jobs_queued)
+
+    def start(self) -> None:
+        if self.worker is not None:
+            self.worker.start()
+        self.heartbeat.start()
+
+    def stop(self) -> None:
+        """Finish or hand back running jobs, stop beating, close the database."""
+        if self.worker is not None:
+            self.worker.stop(self.settings.shutdown_grace_seconds)
+        self.heartbeat.stop()
+        self.db.dispose()

@@ -1,0 +1,70 @@
+"""What a source kind is: something that turns the user's source string into a plan of files.
+
+A plan lists each file and folder to stage with its local path, its size, the checksum the source
+expects when it knows one, and where it lands inside the staged item. Methods stage plans; they never
+know which kind of source made one.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import ClassVar
+
+
+@dataclass(frozen=True)
+class PlannedFile:
+    """One file or folder of a plan."""
+
+    parts: tuple[str, ...]  # where it lands inside the staged item; () for the item itself
+    real: Path  # the local path it is read from, inside a storage root
+    is_dir: bool
+    size: int
+    expected_adler32: int | None = None  # the checksum the source vouches for, when it knows one
+
+
+@dataclass(frozen=True)
+class SourcePlan:
+    """What one job reads: a single file, or a folder and everything below it (listed when first needed)."""
+
+    top: Path
+    is_dir: bool
+    _list: Callable[[], Sequence[PlannedFile]] = field(repr=False, compare=False)
+
+    @classmethod
+    def single_file(cls, real: Path, size: int, expected_adler32: int | None = None) -> SourcePlan:
+        entry = PlannedFile((), real, False, size, expected_adler32)
+        return cls(real, False, lambda: [entry])
+
+    @cached_property
+    def entries(self) -> Sequence[PlannedFile]:
+        """Folders before their content, depth-first."""
+        return self._list()
+
+    @property
+    def files(self) -> list[PlannedFile]:
+        return [entry for entry in self.entries if not entry.is_dir]
+
+    @property
+    def bytes_total(self) -> int:
+        return sum(entry.size for entry in self.entries)
+
+
+class Source(ABC):
+    """A kind of source. ``field`` names the request field (and job column) that carries its string."""
+
+    field: ClassVar[str]
+
+    @abstractmethod
+    def plan(self, raw: str | None, groups: frozenset[str] | None) -> SourcePlan:
+        """Resolve ``raw`` for a caller in ``groups`` (None: unrestricted) into a plan, or raise StagingError.
+
+        Cheap for a single file; a folder's content is listed only when ``entries`` is first read.
+        """
+
+    def describe(self, raw: str | None) -> str | None:
+        """The source as logs and records show it."""
+        return raw
