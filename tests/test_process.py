@@ -183,3 +183,25 @@ def test_migrate_command_and_unmigrated_database(tmp_path: Path) -> None:
         with connection.cursor() as cursor:
             cursor.execute(f"DROP DATABASE {name}")
         connection.close()
+
+
+@pytest.mark.parametrize("how", ["moved", "deleted"])
+def test_the_log_is_reopened_after_an_external_rotation(served: Served, how: str) -> None:
+    """An external rotation moves or deletes the log: the next line goes to a new file, and the Logs API shows it."""
+    served.start()
+    log_file = served.workdir / "staging_service.log"
+    if how == "moved":
+        log_file.rename(served.workdir / "staging_service.log.old")
+    else:
+        log_file.unlink()
+    response = httpx.post(
+        f"{served.url}/stage_data",
+        params={"method": "local_copy", "username": "after-rotation"},
+        json={"local_path_on_storage": "demo/hello.txt", "relative_path": "hello.txt"},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    assert log_file.is_file(), "the service must re-create its log file"
+    assert "user=after-rotation" in log_file.read_text()
+    lines = httpx.get(f"{served.url}/api/v1/logs", params={"search": "after-rotation"}, timeout=10).json()["lines"]
+    assert lines, "the Logs view must show what was written after the rotation"

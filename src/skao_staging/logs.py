@@ -28,6 +28,30 @@ class SafeFormatter(logging.Formatter):
         return super().formatMessage(record)
 
 
+class ReopeningRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """Rotates by size, and re-opens its file when someone else moved or deleted it.
+
+    An external log rotation (logrotate, a sidecar) renames or removes the file; without this the
+    service would go on writing into the unlinked file until its own size rotation, and the Logs
+    view, which reads the file by name, would show nothing new. One ``stat`` a line, as
+    ``WatchedFileHandler`` does.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.stream is not None and self._moved(self.stream.fileno()):
+            self.stream.close()
+            self.stream = self._open()
+        super().emit(record)
+
+    def _moved(self, fd: int) -> bool:
+        try:
+            named = os.stat(self.baseFilename)
+        except FileNotFoundError:
+            return True
+        own = os.fstat(fd)
+        return (named.st_dev, named.st_ino) != (own.st_dev, own.st_ino)
+
+
 def configure_logging(settings: Settings) -> logging.Logger:
     """(Re)configure the service logger; replaces handlers installed by an earlier call."""
     logger = logging.getLogger(LOGGER_NAME)
@@ -36,7 +60,7 @@ def configure_logging(settings: Settings) -> logging.Logger:
         handler.close()
     log_dir = os.path.dirname(os.path.abspath(settings.log_file))
     os.makedirs(log_dir, exist_ok=True)
-    file_handler = logging.handlers.RotatingFileHandler(
+    file_handler = ReopeningRotatingFileHandler(
         settings.log_file,
         maxBytes=settings.log_max_bytes,
         backupCount=settings.log_backup_count,
