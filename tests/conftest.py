@@ -6,7 +6,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,7 @@ import pymysql
 import pytest
 import uvicorn
 
-from cluster import free_port
+from cluster import Cluster, drop_database, free_port, fresh_database
 from skao_staging.api.app import create_app
 from skao_staging.config import Settings
 from skao_staging.db import Database, upgrade
@@ -189,3 +189,31 @@ def leftovers(top: Path) -> list[str]:
 
 
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
+
+
+@pytest.fixture
+def database() -> Iterator[tuple[str, str]]:
+    """A fresh MariaDB database (name, URL) on the local server, dropped afterwards."""
+    name, url = fresh_database()
+    try:
+        yield name, url
+    finally:
+        drop_database(name)
+
+
+@pytest.fixture
+def cluster_factory(tmp_path: Path, database: tuple[str, str]) -> Iterator[Callable[..., Cluster]]:
+    """Makes migrated clusters of real API and worker processes on ``database``; stops them afterwards."""
+    clusters: list[Cluster] = []
+
+    def make(**settings: object) -> Cluster:
+        cluster = Cluster(tmp_path, database[1], **settings)
+        cluster.migrate()
+        clusters.append(cluster)
+        return cluster
+
+    try:
+        yield make
+    finally:
+        for cluster in clusters:
+            cluster.stop()

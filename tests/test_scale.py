@@ -9,42 +9,14 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
-from cluster import FINAL, Cluster, ThrowawayMariaDB, drop_database, fresh_database, query
+from cluster import FINAL, Cluster, ThrowawayMariaDB, fresh_database, query
 from conftest import leftovers
 
 MIB = 1024 * 1024
-
-
-@pytest.fixture
-def database() -> Iterator[tuple[str, str]]:
-    name, url = fresh_database()
-    try:
-        yield name, url
-    finally:
-        drop_database(name)
-
-
-@pytest.fixture
-def cluster_factory(tmp_path: Path, database: tuple[str, str]) -> Iterator[object]:
-    clusters: list[Cluster] = []
-
-    def make(**settings: object) -> Cluster:
-        cluster = Cluster(tmp_path, database[1], **settings)
-        cluster.migrate()
-        clusters.append(cluster)
-        return cluster
-
-    try:
-        yield make
-    finally:
-        for cluster in clusters:
-            cluster.stop()
 
 
 def copy_item(source: str, relative: str, method: str = "local_copy") -> dict[str, str]:

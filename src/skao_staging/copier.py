@@ -14,6 +14,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from .checksum import adler32
 from .errors import StagingError
@@ -131,6 +132,23 @@ def copy_verified(
     if verify and verifier.dest_adler != verifier.source_adler:
         raise StagingError("verification_failed", "the copy does not match its source checksum")
     return verifier.source_adler
+
+
+def _version(st: os.stat_result) -> tuple[int, int, int, int, int]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def check_unchanged(before: os.stat_result, src_fd: int, path: Path) -> None:
+    """Raise ``source_changed`` when the open source was written to since ``before``, or ``path`` names
+    another file now: what was read may mix two versions, so it must not be published."""
+    if _version(os.fstat(src_fd)) != _version(before):
+        raise StagingError("source_changed", "the source was modified during the copy")
+    try:
+        named = os.stat(path)
+    except FileNotFoundError:
+        raise StagingError("source_changed", "the source was removed during the copy") from None
+    if _version(named) != _version(before):
+        raise StagingError("source_changed", "the source was replaced during the copy")
 
 
 def _throttle(done: int, started: float, rate: int) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from ..checksum import adler32_of_fd, adler32_of_file
-from ..copier import copy_verified
+from ..copier import check_unchanged, copy_verified
 from ..fsops import READ_FLAGS, READ_ONLY_FILE_MODE, create_temp_file
 from ..sources import PlannedFile
 from .base import FileChecksum, TransferContext
@@ -30,6 +30,7 @@ class LocalCopy(LocalMethod):
         settings = ctx.settings
         src_fd = os.open(source.real, READ_FLAGS)
         try:
+            before = os.fstat(src_fd)
             dst_fd = create_temp_file(dir_fd, name)
             try:
                 adler = copy_verified(
@@ -40,6 +41,7 @@ class LocalCopy(LocalMethod):
                     on_progress=progress,
                     max_bytes_per_second=settings.max_bytes_per_second,
                 )
+                check_unchanged(before, src_fd, source.real)
                 if ctx.owner is not None:
                     os.fchown(dst_fd, *ctx.owner)
                 os.fchmod(dst_fd, READ_ONLY_FILE_MODE)
