@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -64,3 +65,34 @@ def test_a_source_replaced_during_the_copy_is_detected(
     assert (done["status"], done["error_code"]) == ("failed", "source_changed"), done
     assert not (cluster.users / "rex" / "replaced.bin").exists()
     assert leftovers(cluster.users) == []
+
+
+def test_a_frozen_attempt_that_lost_its_lease_publishes_nothing(cluster_factory: Callable[..., Cluster]) -> None:
+    """SIGSTOP the worker copying a file until another worker has taken the job over, then SIGCONT it:
+    the user's area never shows a half-written file, and the job ends once with the source's bytes."""
+    cluster = cluster_factory(max_bytes_per_second=8 * MIB)
+    api = cluster.start_api()
+    workers = [cluster.start_worker(concurrency=1) for _ in range(2)]
+    data = os.urandom(48 * MIB)
+    cluster.source("frozen.bin", data)
+    job_id = cluster.submit(api, "fred", [copy_item("frozen.bin", "frozen.bin")])["items"][0]["job"]["job_id"]
+    running = cluster.wait_for(job_id, ("running",), bytes_done=lambda job: job["bytes_done"] >= 8 * MIB)
+    frozen = next(worker for worker in workers if f":{worker.pid}:" in (running["worker_id"] or ""))
+    frozen.signal(signal.SIGSTOP)
+    try:
+        cluster.wait_for(job_id, ("running",), timeout=30, attempts=lambda job: job["attempts"] == 2)
+    finally:
+        frozen.signal(signal.SIGCONT)
+    destination = cluster.users / "fred" / "frozen.bin"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and cluster.job(job_id)["status"] not in FINAL:  # bounded watch
+        if destination.exists():
+            assert destination.stat().st_size == len(data), "a half-written file was published"
+        time.sleep(0.05)
+    done = cluster.wait_for(job_id, FINAL, timeout=10)
+    assert done["status"] == "succeeded", done
+    assert destination.read_bytes() == data
+    time.sleep(7)  # the resumed attempt copies on (throttled) and then finds it lost the job
+    assert destination.read_bytes() == data
+    assert leftovers(cluster.users) == []
+    assert cluster.job(job_id)["status"] == "succeeded"

@@ -44,6 +44,10 @@ class JobHandedBack(Exception):
     """Raised inside a running transfer when its worker shuts down before it ends."""
 
 
+class JobTakenOver(Exception):
+    """Raised before publishing when another attempt took the job (this one outlived its lease)."""
+
+
 class ActiveJobs:
     """The jobs running in this process, and which of them were cancelled through this process."""
 
@@ -174,6 +178,11 @@ class Executor:
             self._end(job, started, "cancelled", "", self._record_cancelled)
         except JobHandedBack:
             self._end(job, started, "handed back", "at shutdown", self._record_handed_back)
+        except JobTakenOver:
+            metrics.record_attempt(job.method, "taken over", time.monotonic() - started)
+            log.warning(
+                "job %s: attempt %s lost its lease to another attempt; it published nothing", job.id, job.attempts
+            )
         except StagingError as error:
             self._fail(job, error, started)
         except OSError as exc:
@@ -198,10 +207,16 @@ class Executor:
             destination=destination,
             settings=self.settings,
             report_progress=self._progress_reporter(job.id),
+            attempt=job.attempts,
+            confirm_held=lambda: self._confirm_held(job),
             owner=_chown_target(job),
         )
         with self._destination_locks.hold(str(destination.path)):
             return method.stage(context)
+
+    def _confirm_held(self, job: StagingJob) -> None:
+        if not self.jobs.holds(job.id, self.process_id, job.attempts):
+            raise JobTakenOver
 
     def _progress_reporter(self, job_id: int) -> Callable[[int, int], None]:
         """Write progress at most every PROGRESS_INTERVAL and stop the job when asked to.

@@ -25,9 +25,12 @@ READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def temp_name(job_id: int) -> str:
-    """Temporary name of a job's output; one per job, so the next attempt finds and removes it."""
-    return f"{TEMP_PREFIX}{job_id}.part"
+def temp_name(job_id: int, attempt: int) -> str:
+    """Temporary name of one attempt's output: an attempt writes and publishes only its own.
+
+    A later attempt of the job knows the earlier names and removes what they left.
+    """
+    return f"{TEMP_PREFIX}{job_id}-{attempt}.part"
 
 
 # -- folders ------------------------------------------------------------------------------------

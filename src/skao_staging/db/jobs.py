@@ -310,6 +310,14 @@ class JobStore:
             )
             return bool(connection.scalar(select(c.cancel_requested).where(c.id == job_id)))
 
+    def holds(self, job_id: int, worker_id: str, attempt: int) -> bool:
+        """Whether ``worker_id`` still runs attempt number ``attempt`` of the job (the fence before publishing)."""
+        query = select(c.id).where(
+            c.id == job_id, c.worker_id == worker_id, c.attempts == attempt, c.status == JobStatus.RUNNING
+        )
+        with self.db.transaction() as connection:
+            return connection.scalar(query) is not None
+
     def heartbeat(self, job_ids: list[int], worker_id: str) -> None:
         if not job_ids:
             return

@@ -36,6 +36,8 @@ class TransferContext:
     destination: Destination
     settings: Settings
     report_progress: Callable[[int, int], None]  # (bytes done, bytes total); may raise to stop
+    attempt: int = 1  # this attempt's number: its temporaries are its own
+    confirm_held: Callable[[], None] = lambda: None  # raises when another attempt took the job; called to publish
     owner: Owner | None = None  # (uid, gid) of what is created in the user area
 
 
@@ -97,8 +99,8 @@ class PublishingMethod(StagingMethod, Generic[Target]):
         """Reach the destination's folder (created if needed) for the duration of the staging."""
 
     @abstractmethod
-    def remove_temporary(self, target: Target, ctx: TransferContext) -> None:
-        """Remove this job's temporary, if there is one."""
+    def remove_temporary(self, target: Target, ctx: TransferContext, attempt: int) -> None:
+        """Remove the temporary of ``attempt`` of this job, if there is one."""
 
     @abstractmethod
     def existing(self, target: Target, ctx: TransferContext) -> list[FileChecksum] | None:
@@ -106,7 +108,11 @@ class PublishingMethod(StagingMethod, Generic[Target]):
 
     @abstractmethod
     def transfer(self, target: Target, ctx: TransferContext) -> list[FileChecksum]:
-        """Write the plan to the temporary and publish it; DestinationAppeared when the name was taken."""
+        """Write the plan to the temporary and publish it; DestinationAppeared when the name was taken.
+
+        ``ctx.confirm_held()`` comes right before publishing: an attempt whose job was taken over
+        (its process froze past the lease) publishes nothing.
+        """
 
     def read_only(self, ctx: TransferContext, outcome: Outcome) -> tuple[bool | None, str | None]:
         """Whether the result is read-only for the user (None: not applicable), and a note when it could not be."""
@@ -124,7 +130,8 @@ class PublishingMethod(StagingMethod, Generic[Target]):
         return self.result(outcome, ctx, checksums, read_only, note)
 
     def _place(self, target: Target, ctx: TransferContext) -> tuple[Outcome, list[FileChecksum]]:
-        self.remove_temporary(target, ctx)  # left by an earlier attempt that died
+        for earlier in range(1, ctx.attempt):  # left by earlier attempts that died
+            self.remove_temporary(target, ctx, earlier)
         if (found := self.existing(target, ctx)) is not None:
             return "skipped", found
         try:
@@ -135,7 +142,7 @@ class PublishingMethod(StagingMethod, Generic[Target]):
             raise self.conflict() from None
         finally:
             with suppress(StagingError):  # a remote that fails to clean up does not hide the real outcome
-                self.remove_temporary(target, ctx)
+                self.remove_temporary(target, ctx, ctx.attempt)
 
     @staticmethod
     def conflict() -> StagingError:

@@ -77,16 +77,21 @@ class JupyterCopy(PublishingMethod[RemoteTarget]):
     @contextmanager
     def open_target(self, ctx: TransferContext) -> Iterator[RemoteTarget]:
         parts = self._remote_parts(ctx.destination, ctx.settings)
-        # Jupyter servers refuse hidden names by default, so this temporary is visible while it grows.
-        final, temp = "/".join(parts), "/".join((*parts[:-1], temp_name(ctx.job_id).lstrip(".")))
+        final = "/".join(parts)
         digests = {entry.parts: _digests(entry) for entry in ctx.plan.files}
         with hub_session(ctx.settings) as hub:
             contents = hub.ensure_server(ctx.username)
             contents.make_dirs(parts[:-1])
-            yield RemoteTarget(contents, final, temp, digests)
+            yield RemoteTarget(contents, final, self._temp(parts, ctx.job_id, ctx.attempt), digests)
 
-    def remove_temporary(self, target: RemoteTarget, ctx: TransferContext) -> None:
-        target.contents.delete(target.temp)
+    @staticmethod
+    def _temp(parts: tuple[str, ...], job_id: int, attempt: int) -> str:
+        # Jupyter servers refuse hidden names by default, so this temporary is visible while it grows.
+        return "/".join((*parts[:-1], temp_name(job_id, attempt).lstrip(".")))
+
+    def remove_temporary(self, target: RemoteTarget, ctx: TransferContext, attempt: int) -> None:
+        parts = self._remote_parts(ctx.destination, ctx.settings)
+        target.contents.delete(self._temp(parts, ctx.job_id, attempt))
 
     def existing(self, target: RemoteTarget, ctx: TransferContext) -> list[FileChecksum] | None:
         plan, contents = ctx.plan, target.contents
@@ -142,6 +147,7 @@ class JupyterCopy(PublishingMethod[RemoteTarget]):
                 raise StagingError("source_changed", "the source changed during the upload")
             self._verify(contents, path, entry, uploaded[1])
             done[0] += entry.size
+        ctx.confirm_held()
         self._publish(contents, target.temp, target.final)
         return target.checksums(plan)
 

@@ -58,8 +58,8 @@ class LocalMethod(PublishingMethod[int]):
         with open_parent(ctx.destination, owner=ctx.owner) as parent_fd:
             yield parent_fd
 
-    def remove_temporary(self, target: int, ctx: TransferContext) -> None:
-        remove_entry(target, temp_name(ctx.job_id))
+    def remove_temporary(self, target: int, ctx: TransferContext, attempt: int) -> None:
+        remove_entry(target, temp_name(ctx.job_id, attempt))
 
     def existing(self, target: int, ctx: TransferContext) -> list[FileChecksum] | None:
         plan, name = ctx.plan, ctx.destination.name
@@ -99,7 +99,7 @@ class LocalMethod(PublishingMethod[int]):
         return checksums
 
     def transfer(self, target: int, ctx: TransferContext) -> list[FileChecksum]:
-        plan, name, temp = ctx.plan, ctx.destination.name, temp_name(ctx.job_id)
+        plan, name, temp = ctx.plan, ctx.destination.name, temp_name(ctx.job_id, ctx.attempt)
         total, done = plan.bytes_total, [0]
 
         def progress_of_file(file_done: int) -> None:
@@ -113,6 +113,7 @@ class LocalMethod(PublishingMethod[int]):
             except FileExistsError:
                 raise DestinationAppeared(name) from None
             if not self.places_atomically:
+                ctx.confirm_held()
                 publish_file(target, temp, name)
             return [FileChecksum(entry, adler)]
 
@@ -131,5 +132,6 @@ class LocalMethod(PublishingMethod[int]):
                 done[0] += entry.size
                 checksums.append(FileChecksum(entry, adler))
             os.fchmod(top_fd, DIR_MODE)
+        ctx.confirm_held()
         publish_dir(target, temp, name)
         return checksums
