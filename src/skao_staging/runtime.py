@@ -14,6 +14,7 @@ from .db import Database, JobStore
 from .execution import Executor, new_process_id
 from .hooks import Hook
 from .methods import MethodRegistry
+from .paths import StorageRoots
 from .service import StagingService
 from .sources import Sources
 from .worker import Heartbeat, Worker
@@ -32,7 +33,8 @@ class Runtime:
         self.jobs_queued: Hook[int] = Hook("jobs queued")
         self.job_ended: Hook[int] = Hook("job ended")
         jobs = JobStore(db)
-        sources = sources or Sources.of_site(settings)
+        roots = StorageRoots(settings.storage_roots, settings.group_storage_roots)
+        sources = sources or Sources.of_site(roots)
         self.executor = Executor(
             settings, jobs, MethodRegistry(settings), sources, new_process_id(role), self.job_ended
         )
@@ -40,7 +42,7 @@ class Runtime:
         if self.worker is not None:
             self.jobs_queued.connect(self.worker.wake)
         self.heartbeat = Heartbeat(self.executor, settings, self.jobs_queued)
-        self.service = StagingService(settings, jobs, self.executor, self.worker, self.jobs_queued)
+        self.service = StagingService(settings, jobs, roots, self.executor, self.worker, self.jobs_queued)
 
     def start(self) -> None:
         if self.worker is not None:

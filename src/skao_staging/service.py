@@ -44,6 +44,7 @@ class StagingService:
         self,
         settings: Settings,
         jobs: JobStore,
+        roots: StorageRoots,
         executor: Executor,
         worker: Worker | None,
         jobs_queued: Hook[int],
@@ -53,7 +54,7 @@ class StagingService:
         self.executor = executor
         self.methods: MethodRegistry = executor.methods
         self.sources: Sources = executor.sources
-        self.roots = StorageRoots(settings.storage_roots, settings.group_storage_roots)
+        self.roots = roots
         self.worker = worker
         self.jobs_queued = jobs_queued
 

@@ -71,7 +71,8 @@ class LocalMethod(PublishingMethod[int]):
         if plan.is_dir and stat.S_ISDIR(st.st_mode):
             found = self._compare_tree(plan, target, name)
         elif not plan.is_dir and stat.S_ISREG(st.st_mode):
-            found = self._compare_files(plan.files, lambda _: target, name)
+            match = self.compare_file(plan.entries[0], target, name)
+            found = None if match is None else [match]
         if found is None:
             raise self.conflict()
         return found
@@ -85,18 +86,13 @@ class LocalMethod(PublishingMethod[int]):
             if existing != wanted:
                 return None
             dirs = DirCache(stack, top_fd)
-            return self._compare_files(plan.files, lambda entry: dirs.fd(entry.parts[:-1]), None)
-
-    def _compare_files(
-        self, files: list[PlannedFile], folder_of: Callable[[PlannedFile], int], name: str | None
-    ) -> list[FileChecksum] | None:
-        checksums: list[FileChecksum] = []
-        for entry in files:
-            found = self.compare_file(entry, folder_of(entry), name or entry.parts[-1])
-            if found is None:
-                return None
-            checksums.append(found)
-        return checksums
+            checksums: list[FileChecksum] = []
+            for entry in plan.files:
+                match = self.compare_file(entry, dirs.fd(entry.parts[:-1]), entry.parts[-1])
+                if match is None:
+                    return None
+                checksums.append(match)
+            return checksums
 
     def transfer(self, target: int, ctx: TransferContext) -> list[FileChecksum]:
         plan, name, temp = ctx.plan, ctx.destination.name, temp_name(ctx.job_id, ctx.attempt)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..config import Settings
 from ..errors import StagingError
 from ..paths import StorageRoots
 from .archive import ArchivePath
@@ -24,9 +23,8 @@ class Sources:
         self._kinds = list(kinds)
 
     @classmethod
-    def of_site(cls, settings: Settings) -> Sources:
+    def of_site(cls, roots: StorageRoots) -> Sources:
         """The kinds this site offers (the first is the default when a request names none)."""
-        roots = StorageRoots(settings.storage_roots, settings.group_storage_roots)
         return cls([ArchivePath(roots)])
 
     def of(self, record: object) -> tuple[Source, str | None]:

@@ -64,7 +64,3 @@ class Source(ABC):
 
         Cheap for a single file; a folder's content is listed only when ``entries`` is first read.
         """
-
-    def describe(self, raw: str | None) -> str | None:
-        """The source as logs and records show it."""
-        return raw
