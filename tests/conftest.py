@@ -16,7 +16,7 @@ import pymysql
 import pytest
 import uvicorn
 
-from cluster import Cluster, drop_database, free_port, fresh_database
+from cluster import Cluster, ThrowawayMariaDB, drop_database, free_port, fresh_database
 from skao_staging.api.app import create_app
 from skao_staging.config import Settings
 from skao_staging.db import Database, upgrade
@@ -73,15 +73,17 @@ class ThreadedServer:
     """uvicorn serving an app in a thread of the test process, on a real loopback socket."""
 
     def __init__(self, app: Any, port: int) -> None:
+        self.url = f"http://127.0.0.1:{port}"
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> ThreadedServer:
+        """Start serving and wait until the service is ready (it answers /healthz before)."""
         self.thread.start()
         deadline = time.monotonic() + 30
-        while not self.server.started:
+        while not (self.server.started and httpx.get(f"{self.url}/readyz", timeout=5).status_code == 200):
             if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the test server did not start")
+                raise RuntimeError("the test server did not become ready")
             time.sleep(0.02)
         return self
 
@@ -217,3 +219,54 @@ def cluster_factory(tmp_path: Path, database: tuple[str, str]) -> Iterator[Calla
     finally:
         for cluster in clusters:
             cluster.stop()
+
+
+@dataclass
+class PrivateDatabase:
+    """A database on a private MariaDB server that a test may stop and start (a database outage)."""
+
+    server: ThrowawayMariaDB
+    name: str
+    url: str
+
+
+@pytest.fixture
+def private_database(tmp_path: Path) -> Iterator[PrivateDatabase]:
+    server = ThrowawayMariaDB(tmp_path / "mariadb")
+    (tmp_path / "mariadb").mkdir()
+    server.install()
+    server.start()
+    try:
+        name, url = fresh_database(port=server.port)
+        yield PrivateDatabase(server, name, url)
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def every_error_code_is_in_the_catalogue() -> Iterator[None]:
+    """Over the whole run: every error answer the tests receive carries a code from ``errors.CODES``."""
+    from skao_staging.errors import CODES
+
+    seen: dict[str, str] = {}
+    original = httpx.Client.send
+
+    def send(self: httpx.Client, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        response = original(self, request, **kwargs)
+        json_answer = response.headers.get("content-type", "").startswith("application/json")
+        if response.is_closed and response.status_code >= 400 and json_answer:
+            try:
+                body = response.json()
+            except ValueError:
+                body = None
+            if isinstance(body, dict) and {"detail", "code"} <= set(body):
+                seen.setdefault(str(body["code"]), f"{request.method} {request.url.path}")
+        return response
+
+    httpx.Client.send = send  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        httpx.Client.send = original  # type: ignore[method-assign]
+    unknown = {code: where for code, where in seen.items() if code not in CODES}
+    assert not unknown, f"answers with codes outside the catalogue: {unknown}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 
 import httpx
 import pytest
@@ -121,3 +122,47 @@ def test_filesystem_errors_are_logged_with_a_trace(service: LiveService, user: s
     start = log.index(f"job {body['job_id']} failed on the filesystem")
     assert "ERROR" in log[start - 40 : start]
     assert "Traceback (most recent call last)" in log[start:]
+
+
+def test_retrying_a_refusal_checks_it_again(service: LiveService, user: str, name: str) -> None:
+    refused = service.stage("local_copy", user, f"{name}/x.bin", "../outside.bin")
+    assert refused.status_code == 400 and refused.json()["code"] == "invalid_path"
+    job_id = refused.json()["job_id"]
+    retried = httpx.post(f"{service.url}/api/v1/jobs/{job_id}/retry", timeout=30)
+    assert retried.status_code == 400 and retried.json()["code"] == "invalid_path", retried.text
+    job = service.get(f"/api/v1/jobs/{job_id}").json()
+    assert (job["status"], job["attempts"]) == ("failed", 0), "nothing was queued"
+
+
+def test_retrying_a_refusal_whose_cause_went_away_stages(service: LiveService, user: str, name: str) -> None:
+    missing = service.stage("local_copy", user, f"{name}/later.bin", "later.bin")
+    assert missing.status_code == 404 and missing.json()["code"] == "source_not_found"
+    service.write_source(f"{name}/later.bin", b"arrived")
+    job_id = missing.json()["job_id"]
+    retried = httpx.post(f"{service.url}/api/v1/jobs/{job_id}/retry", timeout=30)
+    assert retried.status_code == 202, retried.text
+    deadline = time.monotonic() + 30
+    while service.get(f"/api/v1/jobs/{job_id}").json()["status"] != "succeeded":
+        assert time.monotonic() < deadline, service.get(f"/api/v1/jobs/{job_id}").json()
+        time.sleep(0.05)
+    assert (service.user_area(user) / "later.bin").read_bytes() == b"arrived"
+
+
+def test_a_body_that_is_not_utf8_is_an_invalid_request(service: LiveService, user: str) -> None:
+    response = httpx.post(
+        f"{service.url}/stage_data",
+        params={"method": "local_copy", "username": user},
+        content=b'{"local_path_on_storage": "\xff\xfe", "relative_path": "x"}',
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 422 and response.json()["code"] == "invalid_request", response.text
+
+
+def test_unknown_paths_and_methods_answer_catalogue_codes(service: LiveService) -> None:
+    from skao_staging.errors import CODES
+
+    missing = service.get("/api/v1/nothing-here")
+    wrong_method = httpx.put(f"{service.url}/api/v1/jobs", timeout=30)
+    assert (missing.status_code, missing.json()["code"]) == (404, "not_found")
+    assert (wrong_method.status_code, wrong_method.json()["code"]) == (405, "method_not_allowed")
+    assert {"not_found", "method_not_allowed"} <= set(CODES)

@@ -7,6 +7,7 @@ Helm comes from scripts/_helm.sh (``$HELM``); scripts/test fetches it once into 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -247,3 +248,27 @@ def test_the_wheel_carries_the_frontend_and_the_migrations(tmp_path: Path) -> No
     assert "skao_staging/web/index.html" in names
     assert any(re.fullmatch(r"skao_staging/web/assets/index-[\w-]+\.js", name) for name in names)
     assert "skao_staging/db/migrations/versions/0004_job_owner.py" in names and "skao_staging/py.typed" in names
+
+
+def test_the_chart_runs_the_image_as_the_dockerfile_builds_it(helm: Helm) -> None:
+    """User, port and entrypoint: the chart's pods and the Dockerfile agree (scripts/image runs the image)."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    user = re.search(r"^USER (\d+):(\d+)$", dockerfile, flags=re.MULTILINE)
+    port = re.search(r"^EXPOSE (\d+)$", dockerfile, flags=re.MULTILINE)
+    entrypoint = re.search(r"^ENTRYPOINT (\[.*\])$", dockerfile, flags=re.MULTILINE)
+    assert user and port and entrypoint
+    assert json.loads(entrypoint.group(1)) == ["skao-staging"]
+    manifests = render(helm)
+    for kind, suffix in (("Deployment", "-api"), ("Deployment", "-worker"), ("Job", "")):
+        pod = find(manifests, kind, suffix)["spec"]["template"]["spec"]
+        assert (pod["securityContext"]["runAsUser"], pod["securityContext"]["runAsGroup"]) == (
+            int(user.group(1)),
+            int(user.group(2)),
+        )
+        container = pod["containers"][0]
+        assert "command" not in container, "the chart keeps the image's entrypoint and passes a subcommand"
+        assert container["args"][0] in ("serve", "worker", "migrate")
+    api = find(manifests, "Deployment", "-api")["spec"]["template"]["spec"]["containers"][0]
+    assert f"--port={port.group(1)}" in api["args"]
+    assert {p["containerPort"] for p in api["ports"]} == {int(port.group(1))}
+    assert f"STAGING_HEALTH_PORT={port.group(1)}" in dockerfile

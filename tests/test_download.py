@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import os
 import time
+import zipfile
 
 import httpx
 
@@ -63,11 +65,57 @@ def test_interrupted_download_is_recorded(service: LiveService, user: str, name:
 
 
 def test_download_refusals(service: LiveService, user: str, name: str) -> None:
-    service.write_source(f"{name}/folder/f", b"x")
-    folder = service.get("/api/v1/download", params={"path": f"{name}/folder"})
-    assert folder.status_code == 400 and folder.json()["code"] == "source_is_directory"
     missing = service.get("/api/v1/download", params={"path": f"{name}/none"})
     assert missing.status_code == 404 and missing.json()["code"] == "source_not_found"
     outside = service.get("/api/v1/download", params={"path": "/etc/passwd"})
     assert outside.status_code == 403
     assert "root:" not in outside.text
+
+
+def test_direct_download_needs_no_relative_path(service: LiveService, user: str, name: str) -> None:
+    data = os.urandom(70_000)
+    service.write_source(f"{name}/plain.bin", data)
+    response = httpx.post(
+        f"{service.url}/stage_data",
+        params={"method": "direct_download", "username": user},
+        json={"local_path_on_storage": f"{name}/plain.bin"},
+        timeout=60,
+    )
+    assert response.status_code == 200, response.text
+    assert response.content == data
+    assert 'filename="plain.bin"' in response.headers["content-disposition"], "named after the source"
+
+
+def test_other_methods_still_need_a_relative_path(service: LiveService, user: str, name: str) -> None:
+    service.write_source(f"{name}/kept.bin", b"kept")
+    response = httpx.post(
+        f"{service.url}/stage_data",
+        params={"method": "local_copy", "username": user},
+        json={"local_path_on_storage": f"{name}/kept.bin"},
+        timeout=60,
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["code"] == "invalid_path" and "relative_path is required" in response.json()["detail"]
+    row = service.job_row(response.json()["job_id"])
+    assert (row["status"], row["error_code"]) == ("failed", "invalid_path"), "the refusal is recorded"
+
+
+def test_a_folder_downloads_as_one_zip(service: LiveService, user: str, name: str) -> None:
+    """A Measurement Set to the laptop: one stored ZIP named after the folder, streamed with its length."""
+    files = {"obs.ms/table.dat": os.urandom(70_000), "obs.ms/ANTENNA/table.f0": os.urandom(3000), "obs.ms/x": b""}
+    for relative, data in files.items():
+        service.write_source(f"{name}/{relative}", data)
+    (service.storage / name / "obs.ms" / "EMPTY").mkdir()
+    response = service.get("/api/v1/download", params={"path": f"{name}/obs.ms", "username": user})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/zip"
+    assert 'filename="obs.ms.zip"' in response.headers["content-disposition"]
+    assert int(response.headers["content-length"]) == len(response.content)
+    with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+        assert archive.testzip() is None
+        assert {info.compress_type for info in archive.infolist()} == {zipfile.ZIP_STORED}
+        found = {info.filename: archive.read(info) for info in archive.infolist() if not info.is_dir()}
+        assert "obs.ms/EMPTY/" in archive.namelist()
+    assert found == files
+    job = wait_final(service, int(response.headers["x-staging-job-id"]))
+    assert (job["status"], job["files"], job["bytes"]) == ("succeeded", 3, sum(map(len, files.values())))

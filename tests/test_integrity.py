@@ -4,13 +4,18 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import statistics
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
+
 from cluster import FINAL, Cluster, query
-from conftest import leftovers
+from conftest import PrivateDatabase, leftovers
 from test_scale import copy_item
 
 MIB = 1024 * 1024
@@ -96,3 +101,182 @@ def test_a_frozen_attempt_that_lost_its_lease_publishes_nothing(cluster_factory:
     assert destination.read_bytes() == data
     assert leftovers(cluster.users) == []
     assert cluster.job(job_id)["status"] == "succeeded"
+
+
+def outage_answers(api: str) -> list[float]:
+    """During a database outage: the process is alive, not ready, and refuses staging at once."""
+    latencies = []
+    with httpx.Client(base_url=api, timeout=10) as client:  # one connection, as a script would keep
+        assert client.get("/healthz").status_code == 200
+        assert client.get("/readyz").status_code == 503
+        for _ in range(10):
+            started = time.monotonic()
+            response = client.post(
+                "/stage_data",
+                params={"method": "local_copy", "username": "olga"},
+                json={"local_path_on_storage": "s/0000", "relative_path": "outage"},
+            )
+            latencies.append(time.monotonic() - started)
+            assert response.status_code == 503 and response.json()["code"] == "database_unavailable", response.text
+    return latencies
+
+
+def test_database_blips_orphan_no_claim_and_charge_no_attempt(
+    private_database: PrivateDatabase, tmp_path: Path
+) -> None:
+    """Three database outages while 1,200 small jobs of three users (at most 2 running each) go through
+    two worker processes: every job succeeds exactly once and no attempt is charged to the outages."""
+    db = private_database
+    cluster = Cluster(tmp_path / "cluster", db.url, lease_seconds=6, max_running_per_user=2)
+    try:
+        cluster.migrate()
+        api = cluster.start_api()
+        for _ in range(2):
+            cluster.start_worker(concurrency=4)
+        contents = {f"s/{n:04d}": os.urandom(2048) for n in range(1200)}
+        for name, data in contents.items():
+            cluster.source(name, data)
+        users = ("ann", "bob", "cid")
+        items = {user: [copy_item(f"s/{n:04d}", f"{n:04d}") for n in range(i, 1200, 3)] for i, user in enumerate(users)}
+        requests = [cluster.submit(api, user, items[user])["request_id"] for user in users]
+        latencies: list[float] = []
+        for threshold in (100, 350, 600):
+            deadline = time.monotonic() + 120
+            while (
+                query(db.name, "SELECT COUNT(*) FROM staging_jobs WHERE status='succeeded'", db.server.port)[0][0]
+                < threshold
+            ):
+                assert time.monotonic() < deadline, "the workers made no progress"
+                time.sleep(0.05)
+            db.server.stop()
+            latencies += outage_answers(api)
+            time.sleep(1.0)
+            db.server.start()
+        for request_id in requests:
+            assert cluster.wait_request(request_id, timeout=180)["state"] == "succeeded"
+        for index, user in enumerate(users):
+            staged = {f"s/{path.name}": path.read_bytes() for path in (cluster.users / user).iterdir()}
+            assert staged == {name: data for name, data in contents.items() if int(name[2:]) % 3 == index}
+        attempts = query(
+            db.name, "SELECT outcome, error_code, COUNT(*) FROM staging_attempts GROUP BY 1, 2", db.server.port
+        )
+        assert attempts == [("succeeded", None, 1200)], f"attempts charged to the outages: {attempts}"
+        assert statistics.median(latencies) < 0.05, f"refusals during the outage took {latencies}"
+        assert leftovers(cluster.users) == []
+    finally:
+        cluster.stop()
+
+
+def test_a_job_whose_last_attempt_died_leaves_no_temporary(cluster_factory: Callable[..., Cluster]) -> None:
+    """Two attempts, each killed with SIGKILL mid-copy: the job fails ``interrupted`` and the
+    heartbeat that ends it removes the temporaries both attempts left in the user's area."""
+    cluster = cluster_factory(max_bytes_per_second=4 * MIB, max_attempts=2)
+    api = cluster.start_api()
+    cluster.source("twice.bin", os.urandom(24 * MIB))
+    job_id = cluster.submit(api, "kim", [copy_item("twice.bin", "twice.bin")])["items"][0]["job"]["job_id"]
+    for attempt in (1, 2):
+        worker = cluster.start_worker(concurrency=1)
+        cluster.wait_for(
+            job_id,
+            ("running",),
+            attempts=lambda job, attempt=attempt: job["attempts"] == attempt,
+            bytes_done=lambda job: job["bytes_done"] >= 2 * MIB,
+        )
+        worker.signal(signal.SIGKILL)
+        worker.wait(10)
+    assert leftovers(cluster.users), "the killed attempts left their temporaries (the fault this test is about)"
+    done = cluster.wait_for(job_id, FINAL, timeout=30)
+    assert (done["status"], done["error_code"]) == ("failed", "interrupted"), done
+    assert wait_until(lambda: not leftovers(cluster.users)), leftovers(cluster.users)
+
+
+def test_a_job_cancelled_in_the_queue_after_a_dead_attempt_leaves_no_temporary(
+    cluster_factory: Callable[..., Cluster],
+) -> None:
+    cluster = cluster_factory(max_bytes_per_second=4 * MIB)
+    api = cluster.start_api()
+    worker = cluster.start_worker(concurrency=1)
+    cluster.source("dropped.bin", os.urandom(24 * MIB))
+    job_id = cluster.submit(api, "kim", [copy_item("dropped.bin", "dropped.bin")])["items"][0]["job"]["job_id"]
+    cluster.wait_for(job_id, ("running",), bytes_done=lambda job: job["bytes_done"] >= 2 * MIB)
+    worker.signal(signal.SIGKILL)
+    cluster.wait_for(job_id, ("queued",), timeout=30)  # the API's heartbeat gave it back; no worker is left
+    assert leftovers(cluster.users)
+    response = httpx.delete(f"{api}/api/v1/jobs/{job_id}", timeout=30)
+    assert response.status_code == 202 and response.json()["status"] == "cancelled", response.text
+    assert leftovers(cluster.users) == []
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def traced_by(pid: int, tracer: int) -> bool:
+    """Whether every thread of ``pid`` is traced by ``tracer``."""
+    for status in Path(f"/proc/{pid}/task").glob("*/status"):
+        fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+        if fields.get("TracerPid", "0").strip() != str(tracer):
+            return False
+    return True
+
+
+def stage_a_file_and_a_folder(cluster: Cluster, api: str) -> list[int]:
+    cluster.source("one.bin", os.urandom(MIB))
+    cluster.source("tree/sub/two.bin", os.urandom(MIB))
+    (cluster.storage / "tree" / "empty").mkdir()
+    items = [copy_item("one.bin", "in/one.bin"), copy_item("tree", "in/tree")]
+    jobs = [item["job"]["job_id"] for item in cluster.submit(api, "sam", items)["items"]]
+    for job_id in jobs:
+        assert cluster.wait_for(job_id, FINAL)["status"] == "succeeded"
+    return jobs
+
+
+def syscalls(trace: Path) -> list[str]:
+    return [line.split(None, 1)[1] for line in trace.read_text().splitlines() if "(" in line]
+
+
+def first(calls: list[str], start: int, *fragments: str) -> int:
+    """Index of the first call at or after ``start`` that contains every fragment."""
+    for index in range(start, len(calls)):
+        if all(part in calls[index] for part in fragments):
+            return index
+    raise AssertionError(f"no system call with {fragments} from call {start} on")
+
+
+def test_a_copy_is_flushed_before_it_is_published(cluster_factory: Callable[..., Cluster], tmp_path: Path) -> None:
+    """The worker, traced by strace: a file's data is flushed before it is linked into place, and the
+    folder's entry right after; a folder's files and folders are flushed before it is renamed into place."""
+    strace = shutil.which("strace")
+    assert strace, "scripts/test installs strace"
+    cluster = cluster_factory()
+    api = cluster.start_api()
+    worker = cluster.start_worker(concurrency=1)
+    trace = tmp_path / "worker.strace"
+    calls_traced = "trace=fsync,fdatasync,link,linkat,rename,renameat,renameat2"
+    tracer = subprocess.Popen([strace, "-f", "-y", "-qq", "-e", calls_traced, "-o", str(trace), "-p", str(worker.pid)])
+    try:
+        assert wait_until(lambda: traced_by(worker.pid, tracer.pid)), "strace did not attach"
+        jobs = stage_a_file_and_a_folder(cluster, api)
+    finally:
+        tracer.terminate()  # detaches; the worker runs on
+        tracer.wait(30)
+    calls, area = syscalls(trace), cluster.users / "sam" / "in"
+
+    temp = f"{area}/.skao-staging-{jobs[0]}-1.part>"
+    flushed = first(calls, 0, "fsync(", temp)
+    linked = first(calls, flushed, "link", '"one.bin"')
+    first(calls, linked, "fsync(", f"<{area}>)")
+
+    folder = f"{area}/.skao-staging-{jobs[1]}-1.part"
+    flushed_file = first(calls, 0, "fsync(", f"{folder}/sub/two.bin>")
+    flushed_dirs = [
+        first(calls, flushed_file, "fsync(", f"<{inner}>)") for inner in (f"{folder}/sub", f"{folder}/empty", folder)
+    ]
+    renamed = first(calls, flushed_file, "rename", '"tree"')
+    assert max(flushed_dirs) < renamed
+    first(calls, renamed, "fsync(", f"<{area}>)")

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
 import zlib
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
 
 from conftest import LiveService, leftovers, tree_files
 
@@ -189,3 +193,60 @@ def test_progress_is_recorded(service: LiveService, user: str, name: str) -> Non
     job = service.get(f"/api/v1/jobs/{body['job_id']}").json()
     assert job["bytes_done"] == job["bytes"] == len(data)
     assert job["attempts"] == 1
+
+
+def lose_the_data(path: Path) -> None:
+    """What a power cut does to a file whose data never reached the disk: same inode, now short,
+    its modification time no later than before (a lost write can only set it back)."""
+    before = path.stat()
+    os.truncate(path, before.st_size // 2)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns - 1_000_000_000))
+
+
+def test_a_repeat_request_repairs_a_copy_the_service_published(service: LiveService, user: str, name: str) -> None:
+    data = os.urandom(256 * 1024)
+    service.write_source(f"{name}/lost.bin", data)
+    assert service.stage("local_copy", user, f"{name}/lost.bin", "lost.bin").json()["status"] == "succeeded"
+    destination = service.user_area(user) / "lost.bin"
+    lose_the_data(destination)
+
+    response = service.stage("local_copy", user, f"{name}/lost.bin", "lost.bin")
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "succeeded" and response.json()["checksum"] == adler(data)
+    assert destination.read_bytes() == data
+    assert service.stage("local_copy", user, f"{name}/lost.bin", "lost.bin").json()["status"] == "skipped"
+
+
+def test_a_repeat_request_never_replaces_what_the_user_changed(service: LiveService, user: str, name: str) -> None:
+    data = os.urandom(64 * 1024)
+    service.write_source(f"{name}/mine.bin", data)
+    assert service.stage("local_copy", user, f"{name}/mine.bin", "mine.bin").json()["status"] == "succeeded"
+    destination = service.user_area(user) / "mine.bin"
+    destination.chmod(0o644)
+    destination.write_bytes(b"the user's own notes")
+    destination.chmod(0o444)  # read-only again, but modified after it was published
+
+    response = service.stage("local_copy", user, f"{name}/mine.bin", "mine.bin")
+    assert response.status_code == 409 and response.json()["code"] == "destination_exists", response.text
+    assert destination.read_bytes() == b"the user's own notes"
+
+
+@contextmanager
+def small_filesystem(path: Path, size: str) -> Iterator[None]:
+    """A tmpfs of ``size`` mounted at ``path`` (the test suite runs as root, as .ci/run does)."""
+    path.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
+    assert mounted.returncode == 0, f"cannot mount a tmpfs to fill ({mounted.stderr.decode().strip()})"
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", str(path)], check=True)
+
+
+def test_a_full_disk_answers_no_space_and_leaves_nothing(service: LiveService, user: str, name: str) -> None:
+    service.write_source(f"{name}/large.bin", os.urandom(6 * 1024 * 1024))
+    area = service.user_area(user)
+    with small_filesystem(area, "4m"):
+        response = service.stage("local_copy", user, f"{name}/large.bin", "large.bin")
+        assert response.status_code == 507 and response.json()["code"] == "no_space", response.text
+        assert list(area.iterdir()) == [], "no byte of the copy stays behind"

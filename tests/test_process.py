@@ -13,7 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cluster import wait_ready
+import skao_staging
+from cluster import drop_database, fresh_database, query, wait_ready
 from conftest import free_port, leftovers
 
 BIN = Path(sys.executable).with_name("skao-staging")
@@ -134,55 +135,112 @@ def test_kill_during_a_copy_leaves_nothing_half_written(served: Served, tmp_path
     assert leftovers(users) == []
 
 
-def test_migrate_command_and_unmigrated_database(tmp_path: Path) -> None:
-    import pymysql
+def newest_migration() -> str:
+    versions = Path(skao_staging.__file__).parent / "db" / "migrations" / "versions"
+    return max(path.name.split("_", 1)[0] for path in versions.glob("0*.py"))
 
-    from conftest import MARIADB
 
-    name = f"skao_test_{os.urandom(5).hex()}"
-    connection = pymysql.connect(**MARIADB, connect_timeout=5)
-    with connection.cursor() as cursor:
-        cursor.execute(f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
+@pytest.fixture
+def empty_mariadb(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    """An empty database on the local MariaDB and the environment of a service using it."""
+    name, url = fresh_database()
     env = {key: value for key, value in os.environ.items() if not key.startswith("STAGING_")}
-    env["STAGING_DATABASE_URL"] = f"mysql+pymysql://root@127.0.0.1:3306/{name}"
-    env["STAGING_LOG_FILE"] = str(tmp_path / "log")
-    waiting: subprocess.Popen[bytes] | None = None
+    env.update(STAGING_DATABASE_URL=url, STAGING_LOG_FILE=str(tmp_path / "log"))
     try:
-        refused = subprocess.run(
-            [str(BIN), "serve", "--port", str(free_port())],
-            env={**env, "STAGING_STARTUP_WAIT_SECONDS": "1"},
-            capture_output=True,
-            text=True,
-            timeout=60,
+        yield name, env
+    finally:
+        drop_database(name)
+
+
+def start_serve(env: dict[str, str], *args: str) -> tuple[subprocess.Popen[str], str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [str(BIN), "serve", "--port", str(port), *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    return process, f"http://127.0.0.1:{port}"
+
+
+def wait_answering(url: str, process: subprocess.Popen[str], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"serve exited: {process.stdout.read() if process.stdout else ''}"
+        try:
+            httpx.get(f"{url}/healthz", timeout=2)
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise AssertionError("serve does not listen")
+
+
+def stop(process: subprocess.Popen[str]) -> str:
+    process.terminate()
+    output, _ = process.communicate(timeout=30)
+    return output
+
+
+def test_serve_listens_unready_until_the_schema_is_migrated(empty_mariadb: tuple[str, dict[str, str]]) -> None:
+    """As a pod started beside its migration job: alive (200) and unready (503 with the reason) until
+    ``skao-staging migrate`` has run, then ready without a restart."""
+    name, env = empty_mariadb
+    process, url = start_serve({**env, "STAGING_STARTUP_WAIT_SECONDS": "1"})
+    try:
+        wait_answering(url, process)
+        assert httpx.get(f"{url}/healthz").status_code == 200
+        ready = httpx.get(f"{url}/readyz")
+        assert ready.status_code == 503 and ready.json()["code"] == "schema_not_current", ready.text
+        assert "skao-staging migrate" in ready.json()["detail"]
+        staged = httpx.post(
+            f"{url}/stage_data",
+            params={"method": "local_copy", "username": "una"},
+            json={"local_path_on_storage": "a", "relative_path": "b"},
         )
-        assert refused.returncode != 0
-        assert "run 'skao-staging migrate'" in refused.stderr
-        # an API started before the migration waits for it (as a pod beside a migration job does)
-        port = free_port()
-        waiting = subprocess.Popen(
-            [str(BIN), "serve", "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        time.sleep(1.5)
-        with pytest.raises(httpx.TransportError):
-            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+        assert staged.status_code == 503 and staged.json()["code"] == "schema_not_current", staged.text
+        time.sleep(2)  # past STAGING_STARTUP_WAIT_SECONDS: serve keeps waiting, it does not exit
+        assert process.poll() is None
+
         migrated = subprocess.run([str(BIN), "migrate"], env=env, capture_output=True, text=True, timeout=60)
         assert migrated.returncode == 0, migrated.stderr
-        assert "revision 0004" in migrated.stdout
-        wait_ready(f"http://127.0.0.1:{port}", waiting, timeout=30)
-        with connection.cursor() as cursor:
-            cursor.execute(f"SHOW COLUMNS FROM {name}.staging_jobs")
-            columns = {row[0] for row in cursor.fetchall()}
+        assert f"revision {newest_migration()}" in migrated.stdout
+        wait_ready(url, None, timeout=30)
+        columns = {row[0] for row in query(name, "SHOW COLUMNS FROM staging_jobs")}
         assert {"id", "local_path_on_storage", "relative_path", "status", "error_reason", "note"} <= columns
     finally:
-        if waiting is not None:
-            waiting.terminate()
-            waiting.wait(30)
-        with connection.cursor() as cursor:
-            cursor.execute(f"DROP DATABASE {name}")
-        connection.close()
+        output = stop(process)
+    assert f"skao-staging listening on {url} (web UI /, API docs /docs)" in output
+    assert "run 'skao-staging migrate'" in output and "Traceback" not in output, output
+
+
+def test_serve_migrate_applies_the_migrations_itself(empty_mariadb: tuple[str, dict[str, str]]) -> None:
+    name, env = empty_mariadb
+    process, url = start_serve(env, "--migrate")
+    try:
+        wait_ready(url, None, timeout=60)
+        assert query(name, "SELECT version_num FROM alembic_version") == [(newest_migration(),)]
+    finally:
+        stop(process)
+
+
+def test_serve_listens_while_the_database_does_not_answer(tmp_path: Path) -> None:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("STAGING_")}
+    env.update(
+        STAGING_DATABASE_URL=f"mysql+pymysql://root@127.0.0.1:{free_port()}/nothing",
+        STAGING_LOG_FILE=str(tmp_path / "l"),
+    )
+    process, url = start_serve(env)
+    try:
+        wait_answering(url, process)
+        assert httpx.get(f"{url}/healthz").status_code == 200
+        ready = httpx.get(f"{url}/readyz")
+        assert ready.status_code == 503 and ready.json()["code"] == "database_unavailable", ready.text
+        jobs = httpx.get(f"{url}/api/v1/jobs")
+        assert jobs.status_code == 503 and jobs.json()["code"] == "database_unavailable", jobs.text
+    finally:
+        output = stop(process)
+    assert "Traceback" not in output, output
 
 
 @pytest.mark.parametrize("how", ["moved", "deleted"])

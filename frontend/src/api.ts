@@ -1,101 +1,26 @@
 // The service's HTTP API, typed. Every failure becomes an ApiError with a readable message.
 
-export type JobStatus = 'queued' | 'running' | 'succeeded' | 'skipped' | 'failed' | 'cancelled'
+import type { components } from './api-schema'
+
+// The types come from the service's OpenAPI schema (frontend/src/api-schema.ts, made by scripts/api-types).
+type Schemas = components['schemas']
+
+export type JobStatus = Schemas['JobStatus']
 export const JOB_STATUSES: JobStatus[] = ['queued', 'running', 'succeeded', 'skipped', 'failed', 'cancelled']
-
-export interface Job {
-  job_id: number
-  request_id: string
-  status: JobStatus
-  method: string | null
-  username: string | null
-  local_path_on_storage: string | null
-  relative_path: string | null
-  destination: string | null
-  bytes: number | null
-  bytes_done: number
-  files: number | null
-  checksum: string | null
-  read_only: boolean | null
-  note: string | null
-  attempts: number
-  worker_id: string | null
-  error_code: string | null
-  error_reason: string | null
-  created_at: string
-  started_at: string | null
-  finished_at: string | null
-}
-
-export interface JobPage {
-  jobs: Job[]
-  total: number
-  limit: number
-  offset: number
-}
-
-export interface MethodInfo {
-  name: string
-  aliases: string[]
-  description: string
-  accepts_directories: boolean
-}
-
-export interface SiteConfig {
-  version: string
-  methods: MethodInfo[]
-  storage_roots: string[]
-  unavailable_methods: Record<string, string>
-  auth_mode: 'none' | 'header' | 'oidc'
-  file_tool_enabled: boolean
-  file_tool_max_bytes: number
-  error_codes: Record<string, string>
-}
-
-export interface Me {
-  username: string | null
-  authenticated: boolean
-  is_admin: boolean
-  admin_tools: boolean
-  groups: string[]
-}
-
-export interface StorageEntry {
-  name: string
-  path: string
-  type: 'file' | 'folder'
-  size: number | null
-  modified: string | null
-}
-
-export interface StorageListing {
-  path: string
-  parent: string | null
-  entries: StorageEntry[]
-  truncated: boolean
-}
-
-export interface StageItem {
-  method: string
-  local_path_on_storage: string
-  relative_path: string
-}
-
-export interface ItemOutcome {
-  index: number
-  job: Job
-  error: { detail: string; code: string } | null
-}
-
-export interface JobsAccepted {
-  request_id: string
-  items: ItemOutcome[]
-}
-
-export interface CreatedFile {
-  local_path_on_storage: string
-  bytes: number
-}
+export type Job = Schemas['Job']
+export type JobPage = Schemas['JobPage']
+export type MethodInfo = Schemas['MethodInfo']
+export type SiteConfig = Schemas['SiteConfig']
+export type Me = Schemas['Me']
+export type StorageEntry = Schemas['StorageEntry']
+export type StorageListing = Schemas['StorageListing']
+export type StageItem = Schemas['JobItem']
+export type ItemOutcome = Schemas['ItemOutcome']
+export type JobsAccepted = Schemas['JobsAccepted']
+export type CreatedFile = Schemas['CreatedFile']
+export type DidFound = Schemas['DidFound']
+export type DidPage = Schemas['DidPage']
+export type DidInfo = Schemas['DidInfo']
 
 /** A refused or failed call: `code` is the service's machine-readable code. */
 export class ApiError extends Error {
@@ -191,6 +116,10 @@ export const api = {
   retry: (jobId: number) => request<Job>('POST', `/api/v1/jobs/${jobId}/retry`),
   createFile: (path: string, content: { size: number } | { text: string }) =>
     request<CreatedFile>('POST', '/api/v1/files', { path, ...content }),
+  searchDids: (scope: string, name: string) =>
+    request<DidPage>('GET', `/api/v1/dids${query({ scope, name, limit: 20 })}`),
+  describeDid: (scope: string, name: string) =>
+    request<DidInfo>('GET', `/api/v1/dids/${encodeURIComponent(scope)}/${name.split('/').map(encodeURIComponent).join('/')}`),
   downloadUrl: (path: string, username: string | null) =>
     `/api/v1/download${query({ path, username })}`,
 }

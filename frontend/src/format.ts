@@ -40,6 +40,32 @@ export function throughput(
   return seconds >= MIN_RATE_SECONDS ? bytesDone / seconds : null
 }
 
+/** A moment in full, for hovering: date, time with milliseconds, and time zone, in the reader's locale. */
+export function formatFullTime(iso: string | null): string {
+  const time = parseTime(iso)
+  if (time === null) return ''
+  return new Date(time).toLocaleString(undefined, {
+    year: 'numeric',
+    month: 'long',
+    day: 'numeric',
+    hour: '2-digit',
+    minute: '2-digit',
+    second: '2-digit',
+    fractionalSecondDigits: 3,
+    timeZoneName: 'short',
+  })
+}
+
+/** A path below one of the storage roots, relative to it (the longest root that holds it); others unchanged. */
+export function relativeToRoot(path: string, roots: readonly string[]): string {
+  const holding = roots
+    .map((root) => root.replace(/\/+$/, ''))
+    .filter((root) => root && path.startsWith(`${root}/`))
+    .sort((a, b) => b.length - a.length)[0]
+  return holding ? path.slice(holding.length + 1) : path
+}
+
+/** The reader's locale decides the clock (24-hour where it uses it); one format for every view. */
 export function formatTime(iso: string | null): string {
   const time = parseTime(iso)
   if (time === null) return '—'

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import threading
 import time
 from pathlib import Path
@@ -30,8 +31,14 @@ def serve(
     insecure: Annotated[
         bool, typer.Option(help="Allow a non-loopback address with STAGING_AUTH_MODE=none (anyone may act as anyone).")
     ] = False,
+    migrate: Annotated[
+        bool, typer.Option("--migrate", help="Apply the database migrations at start (a single-machine install).")
+    ] = False,
 ) -> None:
-    """Run the API (with its embedded worker unless STAGING_EMBEDDED_WORKER=false)."""
+    """Run the API (with its embedded worker unless STAGING_EMBEDDED_WORKER=false).
+
+    It listens at once; /readyz answers 503 with the reason until the database is ready.
+    """
     import ipaddress
 
     import uvicorn
@@ -50,7 +57,20 @@ def serve(
             "Set STAGING_AUTH_MODE to oidc or header, or pass --insecure."
         )
         raise typer.Exit(2)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)
+
+    class AnnouncingServer(uvicorn.Server):
+        """uvicorn's server, saying where it listens once its socket is bound."""
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                shown = f"[{host}]" if ":" in host else host
+                console.print(f"skao-staging listening on http://{shown}:{port} (web UI /, API docs /docs)")
+
+    app_ = create_app(settings, migrate=migrate)
+    AnnouncingServer(
+        uvicorn.Config(app_, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)
+    ).run()
 
 
 @app.command()
@@ -65,6 +85,18 @@ def migrate() -> None:
     db = Database(settings.database_url)
     wait_for_database(lambda: upgrade(db), settings.startup_wait_seconds)
     console.print(f"database schema at revision {current_revision(db)}")
+
+
+@app.command()
+def openapi() -> None:
+    """Print the service's OpenAPI schema (JSON), as /openapi.json serves it."""
+    import json
+
+    from .api.app import create_app
+    from .config import Settings
+
+    schema = create_app(Settings()).openapi()
+    print(json.dumps(schema, indent=2, sort_keys=True))
 
 
 @app.command()
@@ -113,23 +145,51 @@ def stage(
     username: str,
     source: Annotated[str, typer.Argument(help="local_path_on_storage")],
     relative_path: Annotated[str, typer.Argument(help="Destination in the user area (a local file for downloads)")],
+    did: Annotated[
+        bool, typer.Option("--did", help="SOURCE is a Rucio DID (scope:name); a dataset stages one job per file.")
+    ] = False,
     url: UrlOption = DEFAULT_URL,
 ) -> None:
     """Stage SOURCE for USERNAME with METHOD through a running service, showing progress."""
     with httpx.Client(base_url=url, timeout=60) as client:
-        if method in ("direct_download", "direct_dowload"):
+        if method in ("direct_download", "direct_dowload") and not did:
             _download(client, username, source, Path(relative_path))
             return
-        item = {"method": method, "local_path_on_storage": source, "relative_path": relative_path}
+        named = {"did": source} if did else {"local_path_on_storage": source}
+        item = {"method": method, **named, "relative_path": relative_path}
         response = client.post("/api/v1/jobs", json={"username": username, "items": [item]})
         if response.status_code != 202:
             _fail(response)
-        outcome = response.json()["items"][0]
-        if outcome["error"]:
-            console.print(f"[red]refused:[/red] {outcome['error']['detail']} ({outcome['error']['code']})")
-            raise typer.Exit(1)
-        job = _follow(client, outcome["job"]["job_id"])
-    _report(job)
+        accepted = response.json()
+        outcomes = accepted["items"]
+        for outcome in outcomes:
+            if outcome["error"]:
+                console.print(f"[red]refused:[/red] {outcome['error']['detail']} ({outcome['error']['code']})")
+        if len(outcomes) == 1:
+            if outcomes[0]["error"]:
+                raise typer.Exit(1)
+            _report(_follow(client, outcomes[0]["job"]["job_id"]))
+            return
+        _report_request(_follow_request(client, accepted["request_id"]))
+
+
+def _follow_request(client: httpx.Client, request_id: str) -> dict[str, Any]:
+    """A request of many jobs (a dataset): its bytes and jobs ended, until none is active."""
+    with Progress(*Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn(), console=console) as bar:
+        task = bar.add_task(f"request {request_id[:8]}", total=None)
+        while True:
+            state: dict[str, Any] = client.get(f"/api/v1/requests/{request_id}").json()
+            bar.update(task, completed=state["bytes_done"], total=state["bytes_total"] or None)
+            if state["state"] != "active":
+                return state
+            time.sleep(0.3)
+
+
+def _report_request(state: dict[str, Any]) -> None:
+    counts = ", ".join(f"{count} {status}" for status, count in sorted(state["counts"].items()))
+    console.print(f"request {state['request_id']} {state['state']}: {state['jobs']} jobs ({counts})")
+    if state["state"] != "succeeded":
+        raise typer.Exit(1)
 
 
 def _follow(client: httpx.Client, job_id: int) -> dict[str, Any]:

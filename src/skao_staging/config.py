@@ -75,14 +75,23 @@ class Settings(BaseSettings):
     )
 
     verify_copies: bool = Field(True, description="Compare the checksum of every copy with its source.")
+    fsync: bool = Field(
+        True,
+        description="Flush each staged file and the folders that name it to disk before reporting success; "
+        "false only where a site accepts losing recent results in a power cut.",
+    )
     copy_chunk_bytes: int = Field(8 * 1024 * 1024, ge=64 * 1024, description="Unit of copy and progress.")
     startup_wait_seconds: float = Field(
-        300.0, gt=0, description="How long serve, worker and migrate wait at start for the database (and its schema)."
+        300.0,
+        gt=0,
+        description="How long worker and migrate wait at start for the database (and its schema); "
+        "serve listens at once and stays unready (503) until the database is ready.",
     )
     max_bytes_per_second: int = Field(0, ge=0, description="Per-transfer bandwidth cap; 0 means none.")
     hardlink_writable_source: Literal["refuse", "allow"] = Field(
         "refuse",
-        description="symlink_copy of a source with write bits: refuse (409 source_writable) or allow.",
+        description="symlink_copy of a source the staged result's owner could write (u+w as its owner, g+w of "
+        "one of its groups, o+w): refuse (409 source_writable) or allow.",
     )
 
     jupyterhub_url: str | None = Field(
@@ -155,6 +164,24 @@ class Settings(BaseSettings):
     )
     file_tool_max_bytes: int = Field(100 * 1024 * 1024, ge=0, description="Largest file the file tool creates.")
     admin_group: str = Field("staging-admins", description="Members act for other users and see every job.")
+
+    rucio_url: str | None = Field(None, description="Rucio server URL; unset: DIDs are not accepted.")
+    rucio_auth_url: str | None = Field(None, description="Rucio authentication server URL (default: rucio_url).")
+    rucio_account: str | None = Field(None, description="The Rucio account the service reads the catalogue as.")
+    rucio_username: str | None = Field(None, description="userpass credentials of that account.")
+    rucio_password: SecretStr | None = Field(None, description="userpass credentials of that account.")
+    rucio_rse: str | None = Field(None, description="The site's RSE, or an RSE expression, whose replicas are read.")
+    rucio_rse_mounts: dict[str, Path] = Field(
+        default_factory=dict,
+        description='JSON {"<PFN prefix>": "<local mount point>"}: where the RSE\'s files are mounted here '
+        "(each mapped path must lie inside a storage root).",
+    )
+    rucio_timeout_seconds: float = Field(30.0, gt=0, description="Timeout of one request to Rucio.")
+    group_rucio_scopes: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description='JSON {"group": ["scope", ...]}: scopes named here are staged only by members of the groups '
+        "mapped to them (admins stage all); scopes not named are open to every user the service's account serves.",
+    )
 
     @field_validator("storage_roots", "methods", "trusted_proxies", "cors_origins", mode="before")
     @classmethod

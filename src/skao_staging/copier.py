@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .checksum import adler32
 from .errors import StagingError
+from .sources.base import PlannedFile
 
 _FICLONE = 0x40049409
 _FALLBACK_ERRNOS = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EBADF, errno.EPERM}
@@ -155,3 +156,13 @@ def _throttle(done: int, started: float, rate: int) -> None:
     ahead = done / rate - (time.monotonic() - started)
     if ahead > 0:
         time.sleep(ahead)
+
+
+def check_against_catalogue(source: PlannedFile, adler32: int) -> None:
+    """A file whose source vouches for a checksum (a Rucio replica) must have exactly it: a corrupt
+    replica fails with ``checksum_mismatch`` and nothing is published."""
+    if source.expected_adler32 is not None and adler32 != source.expected_adler32:
+        raise StagingError(
+            "checksum_mismatch",
+            f"the replica's adler32 is {adler32:08x}; the catalogue records {source.expected_adler32:08x}",
+        )

@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 from sqlalchemy.exc import OperationalError
 
@@ -23,11 +24,12 @@ from .db import JobStatus, JobStore, StagingJob
 from .errors import StagingError, from_os_error
 from .hooks import Hook
 from .logs import get_logger
-from .methods import MethodRegistry, TransferContext, TransferResult
-from .paths import Owner, resolve_destination
+from .methods import EndedJob, MethodRegistry, TransferContext, TransferResult
+from .paths import owner_tuple, resolve_destination
 from .sources import Sources
 
 log = get_logger("execution")
+T = TypeVar("T")
 PROGRESS_INTERVAL = 0.5
 
 
@@ -110,16 +112,6 @@ class _KeyedLocks:
                     self._locks[key] = (lock, users - 1)
 
 
-def _chown_target(job: StagingJob) -> Owner | None:
-    """The job's (uid, gid) for os.chown (-1 leaves one unchanged), or None to keep the service's."""
-    if job.owner_uid is None and job.owner_gid is None:
-        return None
-    return (
-        -1 if job.owner_uid is None else job.owner_uid,
-        -1 if job.owner_gid is None else job.owner_gid,
-    )
-
-
 class Executor:
     """Claims jobs for this process and runs them to the end of an attempt."""
 
@@ -145,37 +137,74 @@ class Executor:
         """The next job for this process, within the per-user limit of running jobs."""
         job = self.jobs.claim_next(self.process_id, self.settings.max_running_per_user)
         # On SQLite the claim is exact (one writer); elsewhere concurrent claimers can overshoot.
-        return job if self.jobs.db.is_sqlite else self._within_user_limit(job)
+        return self._hold(job, check_limit=not self.jobs.db.is_sqlite)
 
     def claim(self, job_id: int) -> StagingJob | None:
         """A given queued job for this process (a direct hand-off), within the per-user limit."""
-        return self._within_user_limit(self.jobs.claim(job_id, self.process_id))
+        return self._hold(self.jobs.claim(job_id, self.process_id), check_limit=True)
 
-    def _within_user_limit(self, job: StagingJob | None) -> StagingJob | None:
-        limit = self.settings.max_running_per_user
-        if job is not None and limit and self.jobs.running_count(job.username) > limit:
-            # Claimed beside other claims for the same user: give it back before it starts.
-            self.jobs.release(job.id, self.process_id)
+    def _hold(self, job: StagingJob | None, *, check_limit: bool) -> StagingJob | None:
+        """Count a fresh claim as running here at once (the heartbeat keeps its lease from now on).
+
+        A claim over the per-user limit, or whose check the database did not answer, is given back
+        before it starts: released, not charged an attempt.
+        """
+        if job is None:
+            return None
+        self.active.add(job.id)
+        if check_limit and not self._within_user_limit(job):
+            self._with_database(lambda: self.jobs.release(job.id, self.process_id), f"job {job.id}: release")
+            self.active.discard(job.id)  # if the release failed too, the heartbeat releases the orphan
             return None
         return job
 
+    def _within_user_limit(self, job: StagingJob) -> bool:
+        limit = self.settings.max_running_per_user
+        if not limit:
+            return True
+        try:
+            return self.jobs.running_count(job.username) <= limit
+        except OperationalError:
+            log.warning("job %s: the database did not answer after the claim; giving it back", job.id)
+            return False
+
     def cancel(self, job_ids: list[int]) -> None:
         """Cancel jobs: queued ones at once; running ones stop at their next progress report."""
-        self.jobs.cancel(job_ids)
+        for job_id in self.jobs.cancel(job_ids):  # cancelled in the queue after an attempt that died
+            self.remove_leftovers(job_id)
         self.active.cancel(job_ids)
+
+    def remove_leftovers(self, job_id: int) -> None:
+        """Remove what the attempts of an ended job left at its destination; never raises."""
+        job = self.jobs.get(job_id)
+        if job is None or not job.attempts:
+            return
+        try:
+            destination = resolve_destination(self.settings.user_areas, str(job.username), job.relative_path)
+            ended = EndedJob(job.id, str(job.username), destination, self.settings, job.attempts)
+            self.methods.get(job.method).remove_leftovers(ended)
+        except Exception:
+            log.warning("job %s: could not remove what its attempts left", job_id, exc_info=True)
 
     # -- running ----------------------------------------------------------------------------------
 
     def execute(self, job: StagingJob) -> None:
         """Run a job claimed by this process to the end of this attempt and record it; never raises."""
+        try:
+            with self.active.running(job.id):  # until its end is recorded: the heartbeat keeps the lease
+                self._attempt(job)
+        finally:
+            self.job_ended(job.id)
+
+    def _attempt(self, job: StagingJob) -> None:
         started = time.monotonic()
         try:
-            with self.active.running(job.id):
-                if job.cancel_requested:
-                    raise JobCancelled
-                result = self._run(job)
+            if job.cancel_requested:
+                raise JobCancelled
+            result = self._run(job)
         except JobCancelled:
             self._end(job, started, "cancelled", "", self._record_cancelled)
+            self._remove_earlier_leftovers(job)
         except JobHandedBack:
             self._end(job, started, "handed back", "at shutdown", self._record_handed_back)
         except JobTakenOver:
@@ -185,6 +214,10 @@ class Executor:
             )
         except StagingError as error:
             self._fail(job, error, started)
+        except OperationalError:
+            # The service's own database trouble is not the job's: it goes back, no attempt charged.
+            log.warning("job %s: the database failed during the attempt; it goes back to the queue", job.id)
+            self._end(job, started, "handed back", "the database failed", self._record_database_trouble)
         except OSError as exc:
             log.error("job %s failed on the filesystem", job.id, exc_info=True)
             self._fail(job, from_os_error(exc), started)
@@ -193,8 +226,6 @@ class Executor:
             self._fail(job, StagingError("internal_error", "staging failed unexpectedly"), started)
         else:
             self._succeed(job, result, started)
-        finally:
-            self.job_ended(job.id)
 
     def _run(self, job: StagingJob) -> TransferResult:
         method = self.methods.get(job.method)
@@ -208,14 +239,29 @@ class Executor:
             settings=self.settings,
             report_progress=self._progress_reporter(job.id),
             attempt=job.attempts,
+            repairable=self._published_identity(job) if method.repairs_own_output else None,
             confirm_held=lambda: self._confirm_held(job),
-            owner=_chown_target(job),
+            owner=owner_tuple(job.owner_uid, job.owner_gid),
         )
         with self._destination_locks.hold(str(destination.path)):
             return method.stage(context)
 
+    def _published_identity(self, job: StagingJob) -> str | None:
+        """What the last success here published (None when unknown: then nothing is repaired)."""
+        destination = job.destination
+        if destination is None:
+            return None
+        return self._with_database(
+            lambda: self.jobs.published_identity(str(job.username), destination), f"job {job.id}: earlier result"
+        )
+
     def _confirm_held(self, job: StagingJob) -> None:
-        if not self.jobs.holds(job.id, self.process_id, job.attempts):
+        held = self._with_database(
+            lambda: self.jobs.holds(job.id, self.process_id, job.attempts), f"job {job.id}: confirming its claim"
+        )
+        if held is None:  # unknown: publishing could race another attempt, so this attempt does not
+            raise StagingError("database_unavailable", "the claim could not be confirmed before publishing")
+        if not held:
             raise JobTakenOver
 
     def _progress_reporter(self, job_id: int) -> Callable[[int, int], None]:
@@ -256,6 +302,16 @@ class Executor:
             error_reason="cancelled while it ran",
         )
 
+    def _record_database_trouble(self, job: StagingJob) -> bool:
+        return self.jobs.requeue(
+            job.id,
+            self.process_id,
+            delay=self.settings.retry_backoff_seconds,
+            error_code="database_unavailable",
+            error_reason="the job database failed during the attempt",
+            refund=True,
+        )
+
     def _record_handed_back(self, job: StagingJob) -> bool:
         return self.jobs.requeue(
             job.id,
@@ -282,6 +338,7 @@ class Executor:
                 checksum=result.checksum,
                 read_only=result.read_only,
                 note=result.note,
+                output_identity=result.output_identity,
                 error_code=None,
                 error_reason=None,
             )
@@ -307,6 +364,12 @@ class Executor:
             )
 
         self._end(job, started, "failed", detail, fail)
+        self._remove_earlier_leftovers(job)
+
+    def _remove_earlier_leftovers(self, job: StagingJob) -> None:
+        """An attempt removes its own temporary; one that ends the job early also removes those of earlier ones."""
+        if job.attempts > 1:
+            self.remove_leftovers(job.id)
 
     def backoff(self, attempts_made: int) -> float:
         base, cap = self.settings.retry_backoff_seconds, self.settings.retry_backoff_max_seconds
@@ -316,20 +379,22 @@ class Executor:
         self, job: StagingJob, started: float, outcome: str, detail: str, record: Callable[[StagingJob], bool]
     ) -> None:
         """Record how an attempt ended, waiting out a database that is restarting (up to a lease)."""
+        recorded = self._with_database(lambda: record(job), f"job {job.id}: recording its end")
+        self._log_end(job, outcome, started, bool(recorded), detail)
+
+    def _with_database(self, action: Callable[[], T], what: str) -> T | None:
+        """``action()``, tried again while the database does not answer, for up to a lease; None if it never did."""
         deadline, pause = time.monotonic() + self.settings.lease_seconds, 0.2
         while True:
             try:
-                recorded = record(job)
-                break
+                return action()
             except OperationalError:
                 if time.monotonic() > deadline:
-                    log.error("job %s: could not record its end, the database does not answer", job.id)
-                    recorded = False
-                    break
-                log.warning("job %s: the database does not answer; trying again in %.1fs", job.id, pause)
+                    log.error("%s failed: the database does not answer", what)
+                    return None
+                log.warning("%s: the database does not answer; trying again in %.1fs", what, pause)
                 time.sleep(pause)
                 pause = min(pause * 2, 5.0)
-        self._log_end(job, outcome, started, recorded, detail)
 
     def _log_end(self, job: StagingJob, outcome: str, started: float, recorded: bool, detail: str) -> None:
         metrics.record_attempt(job.method, outcome, time.monotonic() - started)
@@ -340,7 +405,7 @@ class Executor:
             outcome,
             job.method,
             job.username,
-            job.local_path_on_storage,
+            job.local_path_on_storage or job.did,
             job.destination,
             detail,
             time.monotonic() - started,

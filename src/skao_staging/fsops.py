@@ -46,8 +46,11 @@ def make_dir(parent_fd: int | None, name: str, mode: int = DIR_MODE, owner: Owne
         os.chown(name, *owner, dir_fd=parent_fd, follow_symlinks=False)
 
 
-def open_dir_at(parent_fd: int, name: str, *, create: bool, owner: Owner | None = None) -> int:
-    """Open (or create, owned by ``owner``) one folder below ``parent_fd`` without following a symlink."""
+def open_dir_at(parent_fd: int, name: str, *, create: bool, owner: Owner | None = None, durable: bool = False) -> int:
+    """Open (or create, owned by ``owner``) one folder below ``parent_fd`` without following a symlink.
+
+    ``durable``: a folder created here has its entry in ``parent_fd`` flushed to disk.
+    """
     try:
         return os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
     except FileNotFoundError:
@@ -55,29 +58,45 @@ def open_dir_at(parent_fd: int, name: str, *, create: bool, owner: Owner | None 
             raise
     with suppress(FileExistsError):  # another staging created it meanwhile
         make_dir(parent_fd, name, owner=owner)
+        if durable:
+            os.fsync(parent_fd)
     return os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
 
 
 @contextmanager
-def open_parent(dest: Destination, *, create: bool = True, owner: Owner | None = None) -> Iterator[int]:
+def open_parent(
+    dest: Destination, *, create: bool = True, owner: Owner | None = None, durable: bool = False
+) -> Iterator[int]:
     """Yield a descriptor of the destination's folder, walking from the user area with O_NOFOLLOW.
 
-    Folders created on the way (the user area included) belong to ``owner`` when one is given.
+    Folders created on the way (the user area included) belong to ``owner`` when one is given;
+    ``durable``: their entries are flushed to disk, so a power cut cannot lose the path to a result.
     """
     if create and not dest.area.exists():
         os.makedirs(dest.area.parent, mode=DIR_MODE, exist_ok=True)
         with suppress(FileExistsError):
             make_dir(None, str(dest.area), owner=owner)
+            if durable:
+                sync_path(dest.area.parent)
     fd = os.open(dest.area, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         for part in dest.parts[:-1]:
             try:
-                next_fd = open_dir_at(fd, part, create=create, owner=owner)
+                next_fd = open_dir_at(fd, part, create=create, owner=owner, durable=durable)
             except OSError as exc:
                 raise _destination_error(fd, part, exc) from exc
             os.close(fd)
             fd = next_fd
         yield fd
+    finally:
+        os.close(fd)
+
+
+def sync_path(path: str | os.PathLike[str]) -> None:
+    """Flush a folder's entries to disk."""
+    fd = os.open(path, _DIR_FLAGS)
+    try:
+        os.fsync(fd)
     finally:
         os.close(fd)
 
@@ -111,6 +130,11 @@ class DirCache:
             self._stack.callback(os.close, fd)
             self._fds[parts] = fd
         return self._fds[parts]
+
+    def sync(self) -> None:
+        """Flush the entries of every folder opened through this cache to disk."""
+        for fd in self._fds.values():
+            os.fsync(fd)
 
 
 def list_tree(dir_fd: int, prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], str]]:
@@ -175,18 +199,26 @@ def write_new_file(dest: Destination, chunks: Iterator[bytes], mode: int = READ_
 # -- publishing ---------------------------------------------------------------------------------
 
 
-def publish_file(parent_fd: int, temp: str, name: str) -> None:
-    """Make ``temp`` visible as ``name`` unless ``name`` exists; the temporary is removed either way."""
+def publish_file(parent_fd: int, temp: str, name: str, *, durable: bool = False) -> None:
+    """Make ``temp`` visible as ``name`` unless ``name`` exists; the temporary is removed either way.
+
+    ``durable``: the new entry is flushed to disk before this returns (the file itself must be already).
+    """
     try:
         os.link(temp, name, src_dir_fd=parent_fd, dst_dir_fd=parent_fd, follow_symlinks=False)
     except FileExistsError:
         raise DestinationAppeared(name) from None
     finally:
         os.unlink(temp, dir_fd=parent_fd)
+    if durable:
+        os.fsync(parent_fd)
 
 
-def publish_dir(parent_fd: int, temp: str, name: str) -> None:
-    """Rename a finished folder into place; refuse when something already stands there."""
+def publish_dir(parent_fd: int, temp: str, name: str, *, durable: bool = False) -> None:
+    """Rename a finished folder into place; refuse when something already stands there.
+
+    ``durable``: the new entry is flushed to disk before this returns (the folder's content must be already).
+    """
     try:
         os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
     except FileNotFoundError:
@@ -199,3 +231,5 @@ def publish_dir(parent_fd: int, temp: str, name: str) -> None:
         if exc.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR):
             raise DestinationAppeared(name) from exc
         raise
+    if durable:
+        os.fsync(parent_fd)

@@ -20,6 +20,7 @@ class StageItem:
     username: str | None
     local_path_on_storage: str | None
     relative_path: str | None
+    did: str | None = None  # a Rucio DID instead of an archive path
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "method", canonical_method(self.method))

@@ -106,6 +106,13 @@ class JupyterHub:
             server = self._start(name)
         return JupyterContents(self, f"{self.url}{server['url'].rstrip('/')}")
 
+    def running_server(self, name: str) -> JupyterContents | None:
+        """The user's default server if it is running and ready; never starts one."""
+        server = ((self.user(name) or {}).get("servers") or {}).get("")
+        if not (server and server.get("ready")):
+            return None
+        return JupyterContents(self, f"{self.url}{server['url'].rstrip('/')}")
+
     def _wait_until_settled(self, name: str, user: dict[str, Any]) -> dict[str, Any] | None:
         """Let a spawn or a stop already under way finish first."""
         deadline = time.monotonic() + self.settings.jupyter_spawn_timeout_seconds

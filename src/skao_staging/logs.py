@@ -5,26 +5,29 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import os
-import re
+import time
 
 from .config import Settings
+from .text import escape_unsafe
 
 LOGGER_NAME = "skao_staging"
 FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 _HANDLER_MARK = "_skao_staging_handler"
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
-
-
 class SafeFormatter(logging.Formatter):
     """Escapes control characters in messages, so user input cannot forge log lines.
 
+    Times are ISO 8601 in UTC with milliseconds (``2026-11-24T19:48:34.274Z``): unambiguous for
+    operators anywhere, and shown by the web UI in the reader's own time and locale.
     Stack traces (appended after the message) keep their real line breaks.
     """
 
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(record.created))}.{int(record.msecs):03d}Z"
+
     def formatMessage(self, record: logging.LogRecord) -> str:
-        record.message = _CONTROL.sub(lambda match: repr(match.group())[1:-1], record.message)
+        record.message = escape_unsafe(record.message)
         return super().formatMessage(record)
 
 

@@ -12,8 +12,9 @@ MAX_LINE = 64 * 1024
 
 
 def level_of(line: str) -> str | None:
-    parts = line.split(" ", 3)
-    return parts[2] if len(parts) > 2 and parts[2] in LEVELS else None
+    """The level of a record's first line (``<time> <LEVEL> <logger> <message>``); None for a continuation."""
+    parts = line.split(" ", 2)
+    return parts[1] if len(parts) > 1 and parts[1] in LEVELS else None
 
 
 def keep(line: str, min_level: str | None, search: str | None) -> bool:
@@ -33,7 +34,7 @@ def backlog(path: Path, lines: int, min_level: str | None = None, search: str | 
             text = log.read().decode("utf-8", "replace")
     except FileNotFoundError:
         return []
-    found = [line for line in text.splitlines()[1 if start else 0 :] if keep(line, min_level, search)]
+    found = [line for line in text.split("\n")[1 if start else 0 :] if line and keep(line, min_level, search)]
     return list(deque(found, maxlen=lines))
 
 

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import StagingError
+from .text import UNSAFE_CHARACTERS
 
 USERNAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")
 MAX_PATH_BYTES = 4096
 MAX_NAME_BYTES = 255
-_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def validate_username(username: str | None) -> str:
@@ -36,8 +36,8 @@ def _check_text(raw: str | None, what: str) -> str:
         raise StagingError("invalid_path", f"{what} is required")
     if "\x00" in raw:
         raise StagingError("invalid_path", f"{what} contains a NUL character")
-    if _CONTROL_CHARS.search(raw):
-        raise StagingError("invalid_path", f"{what} contains a control character")
+    if UNSAFE_CHARACTERS.search(raw):
+        raise StagingError("invalid_path", f"{what} contains a control or bidirectional formatting character")
     if len(raw.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
         raise StagingError("invalid_path", f"{what} is longer than {MAX_PATH_BYTES} bytes")
     return raw
@@ -158,3 +158,10 @@ def jupyter_home(template: str, username: str, parts: tuple[str, ...]) -> Destin
 
 
 Owner = tuple[int, int]  # (uid, gid) for os.chown; -1 leaves one of them unchanged
+
+
+def owner_tuple(uid: int | None, gid: int | None) -> Owner | None:
+    """(uid, gid) for os.chown (-1 for one not set), or None when neither is: the service's own."""
+    if uid is None and gid is None:
+        return None
+    return (-1 if uid is None else uid, -1 if gid is None else gid)

@@ -34,7 +34,7 @@ class Runtime:
         self.job_ended: Hook[int] = Hook("job ended")
         jobs = JobStore(db)
         roots = StorageRoots(settings.storage_roots, settings.group_storage_roots)
-        sources = sources or Sources.of_site(roots)
+        sources = sources or Sources.of_site(roots, settings)
         self.executor = Executor(
             settings, jobs, MethodRegistry(settings), sources, new_process_id(role), self.job_ended
         )

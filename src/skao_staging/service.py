@@ -10,11 +10,13 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from .auth import Identity
+from .catalogue import Did, DidSummary
 from .config import Settings
 from .db import JobStatus, JobStore, RequestSummary, StagingJob, utcnow
 from .errors import StagingError
@@ -24,8 +26,16 @@ from .hooks import Hook
 from .items import StageItem
 from .logs import get_logger
 from .methods import MethodRegistry
-from .paths import Destination, StorageRoots, resolve_destination, validate_relative_path, validate_username
-from .sources import SourcePlan, Sources
+from .paths import (
+    Destination,
+    Owner,
+    StorageRoots,
+    owner_tuple,
+    resolve_destination,
+    validate_relative_path,
+    validate_username,
+)
+from .sources import PlannedFile, SourcePlan, Sources
 from .worker import Worker
 
 log = get_logger("service")
@@ -64,15 +74,18 @@ class StagingService:
 
     # -- accepting ----------------------------------------------------------------------------
 
-    def _validate(self, item: StageItem, groups: frozenset[str] | None) -> tuple[str, int | None]:
-        """Check one item as a worker would run it: the destination as the job shows it, and the size."""
+    def _validate(self, item: StageItem, groups: frozenset[str] | None, owner: Owner | None) -> tuple[str, int | None]:
+        """Check one item as a worker would run it: the destination as the job shows it, and the size.
+
+        ``owner``: the (uid, gid) the result will belong to, as a job records it.
+        """
         staging_method = self.methods.get(item.method)
         if not staging_method.runs_in_worker:
             raise StagingError("invalid_request", f"{staging_method.name} is answered directly, not queued")
         username = validate_username(item.username)
         destination = resolve_destination(self.settings.user_areas, username, item.relative_path)
         plan = self._plan(item, groups)
-        staging_method.check_source(plan, self.settings)
+        staging_method.check_source(plan, self.settings, owner)
         label = staging_method.destination_label(username, destination, self.settings)
         return label, self._size(plan)
 
@@ -85,6 +98,10 @@ class StagingService:
         if plan.is_dir and not self.settings.quota_bytes_per_day:
             return None
         return plan.bytes_total
+
+    def _owner(self, caller: Identity) -> Owner | None:
+        fields = self._owner_fields(caller)
+        return owner_tuple(fields["owner_uid"], fields["owner_gid"])
 
     def _owner_fields(self, caller: Identity) -> dict[str, int | None]:
         """The uid/gid staged data gets: the caller's (from token claims), else the configured ones."""
@@ -106,7 +123,7 @@ class StagingService:
     def submit(self, item: StageItem, caller: Identity) -> StagingJob:
         """Validate a staging request and queue it; a refusal is recorded, then raised."""
         try:
-            label, size = self._validate(item, caller.read_groups)
+            label, size = self._validate(item, caller.read_groups, self._owner(caller))
             self._check_quotas(item.username, 1, size or 0)
         except StagingError as error:
             self.record_refusal(item, error)
@@ -118,7 +135,7 @@ class StagingService:
             job.id,
             job.method,
             item.username,
-            item.local_path_on_storage,
+            item.local_path_on_storage or item.did,
             label,
         )
         return job
@@ -142,21 +159,27 @@ class StagingService:
 
         A repeated ``idempotency_key`` of the same user returns the jobs of the first submission.
         """
-        limit = self.settings.max_items_per_request
-        if len(items) > limit:
-            error = StagingError("too_many_items", f"a request may hold at most {limit} items, not {len(items)}")
+        try:
+            checked = self._expand(items, caller.read_groups)
+            limit = self.settings.max_items_per_request
+            if len(checked) > limit:
+                raise StagingError("too_many_items", f"a request may hold at most {limit} items, not {len(checked)}")
+        except StagingError as error:
             self.record_refusal(StageItem(None, username, None, None), error)
-            raise error
+            raise
         request_id = str(uuid.uuid4())
-        earlier = self.jobs.open_request(request_id, username, idempotency_key)
+        dids = [item.did for item in items if item.did is not None]
+        earlier = self.jobs.open_request(request_id, username, idempotency_key, dids)
         if earlier is not None:
             return earlier, [(job, _refusal_of(job)) for job in self.jobs.jobs_of_request(earlier)]
         rows: list[dict[str, Any]] = []
         errors: list[StagingError | None] = []
-        for index, item in enumerate(items):
+        for index, (item, refused) in enumerate(checked):
             fields = {**self._owner_fields(caller), **item.record(), "request_id": request_id, "item_index": index}
             try:
-                label, size = self._validate(item, caller.read_groups)
+                if refused is not None:
+                    raise refused
+                label, size = self._validate(item, caller.read_groups, self._owner(caller))
             except StagingError as error:
                 status = {"status": JobStatus.FAILED, "error_code": error.code, "error_reason": error.detail}
                 rows.append({**fields, **status, "finished_at": utcnow()})
@@ -176,10 +199,46 @@ class StagingService:
                 refusal.extra["job_id"] = job.id
                 log.warning("job %s refused user=%s code=%s reason=%s", job.id, username, refusal.code, refusal.detail)
         queued = errors.count(None)
-        log.info("request %s: %d job(s) queued, %d refused, user=%s", request_id, queued, len(items) - queued, username)
+        log.info(
+            "request %s: %d job(s) queued, %d refused, user=%s", request_id, queued, len(checked) - queued, username
+        )
         if queued:
             self.jobs_queued(queued)
         return request_id, list(zip(jobs, errors, strict=True))
+
+    def _expand(
+        self, items: list[StageItem], groups: frozenset[str] | None
+    ) -> list[tuple[StageItem, StagingError | None]]:
+        """Collections (a dataset or container DID) become one item per member, at its own destination.
+
+        An item whose collection cannot be read is kept, refused with its reason; two members that
+        would land on one name refuse the whole request (``did_collision``) before anything is staged.
+        """
+        expanded: list[tuple[StageItem, StagingError | None]] = []
+        for item in items:
+            try:
+                source, raw = self.sources.of(item)
+                members = source.expand(raw, groups)
+            except StagingError as error:
+                expanded.append((item, error))
+                continue
+            if members is None:
+                expanded.append((item, None))
+                continue
+            if not members:
+                expanded.append((item, StagingError("source_not_found", f"{raw} holds no files")))
+                continue
+            landed: dict[str, str] = {}
+            base = tuple(part for part in (item.relative_path or "").split("/") if part)
+            for member, parts in members:
+                relative = "/".join((*base, *parts))
+                if relative in landed:
+                    raise StagingError(
+                        "did_collision", f"{landed[relative]} and {member} of {raw} would both land at '{relative}'"
+                    )
+                landed[relative] = member
+                expanded.append((replace(item, did=member, relative_path=relative), None))
+        return expanded
 
     def record_refusal(self, item: StageItem, error: StagingError, request_id: str | None = None) -> StagingJob:
         """Record a refused request as a failed job; the error then carries the job's id."""
@@ -191,7 +250,7 @@ class StagingService:
             job.id,
             fields["method"],
             fields["username"],
-            fields["local_path_on_storage"],
+            fields["local_path_on_storage"] or fields["did"],
             fields["relative_path"],
             error.code,
             error.detail,
@@ -200,13 +259,15 @@ class StagingService:
 
     # -- direct downloads, served by the API process ------------------------------------------
 
-    def start_download(self, item: StageItem, caller: Identity) -> tuple[StagingJob, Path]:
-        """Check a direct download and record it as running in this API process."""
+    def start_download(self, item: StageItem, caller: Identity) -> tuple[StagingJob, SourcePlan]:
+        """Check a direct download and record it as running in this API process.
+
+        A folder's plan lists its files; a dataset or container DID's plan lists its members' replicas.
+        """
         try:
             if item.username is not None:
                 validate_username(item.username)
-            plan = self._plan(item, caller.read_groups)
-            self.methods.get("direct_download").check_source(plan, self.settings)
+            plan = self._download_plan(item, caller.read_groups)
         except StagingError as error:
             self.record_refusal(item, error)
             raise
@@ -219,12 +280,25 @@ class StagingService:
             started_at=now,
             heartbeat_at=now,
             bytes_total=size,
-            files_total=1,
+            files_total=len(plan.files),
             **item.record(),
         )
         self.executor.active.add(job.id)
         log.info("job %s download started user=%s source=%s bytes=%s", job.id, item.username, plan.top, size)
-        return job, plan.top
+        return job, plan
+
+    def _download_plan(self, item: StageItem, groups: frozenset[str] | None) -> SourcePlan:
+        source, raw = self.sources.of(item)
+        members = source.expand(raw, groups)
+        if members is None:
+            return source.plan(raw, groups)
+        entries: list[PlannedFile] = []
+        for member, parts in members:  # each member checked as its own source
+            member_plan = source.plan(member, groups)
+            (entry,) = member_plan.entries
+            entries.append(replace(entry, parts=parts))
+        name = (raw or "").split(":", 1)[-1]
+        return SourcePlan(Path(name), True, lambda: entries)
 
     def finish_download(self, job: StagingJob, bytes_sent: int, error: BaseException | None) -> None:
         self.executor.active.discard(job.id)
@@ -271,8 +345,15 @@ class StagingService:
         return self.job(job_id, caller)
 
     def retry(self, job_id: int, caller: Identity) -> StagingJob:
-        """Queue a failed or cancelled job again."""
+        """Queue a failed or cancelled job again, checked again first as a new request would be.
+
+        A refusal whose cause remains (a ``..`` destination) is answered again and nothing is
+        queued; one whose cause can change (a source that now exists) is queued.
+        """
         job = self.job(job_id, caller)
+        if JobStatus(job.status) in (JobStatus.FAILED, JobStatus.CANCELLED):
+            item = StageItem(job.method, job.username, job.local_path_on_storage, job.relative_path, job.did)
+            self._validate(item, caller.read_groups, owner_tuple(job.owner_uid, job.owner_gid))
         if not self.jobs.retry(job_id):
             raise StagingError(
                 "job_finished", f"job {job_id} is {job.status}; only failed or cancelled jobs are retried"
@@ -298,6 +379,21 @@ class StagingService:
         jobs = self._request_jobs(request_id, caller)
         self.executor.cancel([job.id for job in jobs if not JobStatus(job.status).is_final])
         return self.request_state(request_id, caller)
+
+    # -- the catalogue ----------------------------------------------------------------------------
+
+    def search_dids(self, scope: str, pattern: str, limit: int, offset: int, caller: Identity) -> list[tuple[Did, str]]:
+        """DIDs of a scope the caller may stage whose name matches ``pattern`` (``*`` a wildcard)."""
+        dids = self.sources.dids()
+        dids.check_scope(scope, caller.read_groups)
+        return dids.catalogue.search(scope, pattern, limit, offset)
+
+    def describe_did(self, raw: str, caller: Identity) -> DidSummary:
+        """A DID's type, files, bytes and files at this site, before anything is staged."""
+        dids = self.sources.dids()
+        did = Did.parse(raw)
+        dids.check_scope(did.scope, caller.read_groups)
+        return dids.catalogue.describe(did)
 
     # -- admin tools ----------------------------------------------------------------------------
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import timedelta
 
 from . import metrics
 from .config import Settings
-from .db import StagingJob
+from .db import Expired, StagingJob, utcnow
 from .execution import Executor
 from .hooks import Hook
 from .logs import get_logger
@@ -115,17 +116,26 @@ class Heartbeat:
         self._stopping.set()
         self._thread.join(5)
 
-    def beat(self) -> int:
+    def beat(self) -> Expired:
         executor, settings = self.executor, self.settings
         active = executor.active.ids()
         executor.jobs.heartbeat(active, executor.process_id)
+        orphans = executor.jobs.release_orphans(
+            executor.process_id, active, utcnow() - timedelta(seconds=self.interval)
+        )
+        if orphans:
+            log.warning("released %d claim(s) whose start failed; they wait in the queue again", orphans)
+            self.jobs_queued(orphans)
         metrics.HEARTBEAT.set_to_current_time()
         metrics.RUNNING_HERE.set(len(active))
-        requeued = executor.jobs.requeue_expired(settings.lease_seconds, settings.max_attempts)
-        if requeued:
-            log.warning("gave %d job(s) of stopped processes back to the queue", requeued)
-            self.jobs_queued(requeued)
-        return requeued
+        expired = executor.jobs.requeue_expired(settings.lease_seconds, settings.max_attempts)
+        if expired.requeued:
+            log.warning("gave %d job(s) of stopped processes back to the queue", len(expired.requeued))
+            self.jobs_queued(len(expired.requeued))
+        for job_id in expired.failed:  # their last attempt died: nobody else will clean up after them
+            log.warning("job %s failed: the process running its last attempt stopped", job_id)
+            executor.remove_leftovers(job_id)
+        return expired
 
     def _run(self) -> None:
         while not self._stopping.wait(self.interval):

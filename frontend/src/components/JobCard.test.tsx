@@ -44,4 +44,29 @@ describe('JobCard', () => {
     expect(screen.getByText('Already there')).toBeInTheDocument()
     expect(screen.queryAllByRole('button')).toHaveLength(0)
   })
+
+  it('shows a finished copy with its average rate, and no rate for what did not finish', () => {
+    const timing = { bytes: 4 * 1048576, bytes_done: 2 * 1048576, started_at: start, finished_at: '2026-11-23T10:00:02.000Z' }
+    const { rerender } = render(
+      <JobCard job={job({ status: 'succeeded', ...timing })} now={0} onCancel={vi.fn()} onRetry={vi.fn()} />,
+    )
+    expect(screen.getByText(/ · 1\.0 MiB\/s/)).toBeInTheDocument()
+    for (const status of ['cancelled', 'failed'] as const) {
+      rerender(<JobCard job={job({ status, ...timing })} now={0} onCancel={vi.fn()} onRetry={vi.fn()} />)
+      expect(screen.queryByText(/\/s/)).not.toBeInTheDocument()
+    }
+  })
+
+  it('shows the source relative to its storage root and the destination relative to the area, full on hover', () => {
+    const staged = job({
+      local_path_on_storage: '/data/archive/obs/run1/vis.ms',
+      relative_path: 'data/vis.ms',
+      destination: '/data/users/ann/data/vis.ms',
+    })
+    render(<JobCard job={staged} now={0} roots={['/data/legacy', '/data/archive/']} onCancel={vi.fn()} onRetry={vi.fn()} />)
+    const source = screen.getByTitle('/data/archive/obs/run1/vis.ms')
+    expect(source).toHaveTextContent(/^obs\/run1\/vis\.ms$/)
+    expect(source.querySelectorAll('wbr')).toHaveLength(2)
+    expect(screen.getByTitle('/data/users/ann/data/vis.ms')).toHaveTextContent(/^data\/vis\.ms$/)
+  })
 })

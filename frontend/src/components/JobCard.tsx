@@ -1,9 +1,11 @@
 import type { Job } from '../api'
-import { formatBytes, formatRate, formatTime, throughput } from '../format'
+import { formatBytes, formatFullTime, formatRate, formatTime, relativeToRoot, throughput } from '../format'
 
 interface Props {
   job: Job
   now: number
+  /** The site's storage roots: sources are shown relative to them. */
+  roots?: readonly string[]
   hint?: string
   onCancel: () => void
   onRetry: () => void
@@ -19,9 +21,12 @@ const STATE_WORDS: Record<Job['status'], string> = {
 }
 
 /** One job: what, where, its state and progress, and what can be done with it. */
-export function JobCard({ job, now, hint, onCancel, onRetry }: Props) {
+export function JobCard({ job, now, roots = [], hint, onCancel, onRetry }: Props) {
   const active = job.status === 'queued' || job.status === 'running'
-  const rate = throughput(job.bytes_done, job.started_at, job.finished_at, now)
+  // the current rate while it runs, the average once it succeeded; none for what did not finish
+  const showsRate = job.status === 'running' || job.status === 'succeeded'
+  const rate = showsRate ? throughput(job.bytes_done, job.started_at, job.finished_at, now) : null
+  const source = job.local_path_on_storage ?? job.did
   const percent = job.bytes ? Math.min(100, Math.round((job.bytes_done / job.bytes) * 100)) : null
   return (
     <li className={`job job-${job.status}`} aria-label={`Job ${job.job_id}, ${STATE_WORDS[job.status]}`}>
@@ -30,15 +35,17 @@ export function JobCard({ job, now, hint, onCancel, onRetry }: Props) {
         <span className="job-id">#{job.job_id}</span>
         <span className="job-method">{job.method ?? 'unknown method'}</span>
         {job.username ? <span className="muted">for {job.username}</span> : null}
-        <span className="muted job-time">{formatTime(job.created_at)}</span>
+        <time className="muted job-time" dateTime={job.created_at ?? undefined} title={formatFullTime(job.created_at)}>
+          {formatTime(job.created_at)}
+        </time>
       </div>
       <div className="job-paths">
-        <code title={job.local_path_on_storage ?? ''}>{job.local_path_on_storage ?? '—'}</code>
+        <PathText shown={source ? relativeToRoot(source, roots) : null} full={source} />
         {job.method !== 'direct_download' ? (
           <>
             <span aria-hidden="true"> → </span>
             <span className="visually-hidden">to</span>
-            <code title={job.destination ?? ''}>{job.relative_path ?? '—'}</code>
+            <PathText shown={job.relative_path} full={job.destination} />
           </>
         ) : null}
       </div>
@@ -87,6 +94,33 @@ export function JobCard({ job, now, hint, onCancel, onRetry }: Props) {
         ) : null}
       </div>
     </li>
+  )
+}
+
+/** A short path that breaks only after a slash; hovering shows the full path, copying copies it. */
+function PathText({ shown, full }: { shown: string | null; full: string | null }) {
+  if (!shown) return <code>—</code>
+  const parts = shown.split('/')
+  return (
+    <code
+      className="path"
+      title={full ?? shown}
+      onCopy={(event) => {
+        event.clipboardData.setData('text/plain', full ?? shown)
+        event.preventDefault()
+      }}
+    >
+      {parts.map((part, index) => (
+        <span key={index}>
+          {part}
+          {index < parts.length - 1 ? (
+            <>
+              /<wbr />
+            </>
+          ) : null}
+        </span>
+      ))}
+    </code>
   )
 }
 

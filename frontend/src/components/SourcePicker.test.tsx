@@ -39,7 +39,7 @@ describe('SourcePicker', () => {
   it('offers no filter for a small folder, picks a folder when allowed, closes on Escape', async () => {
     stubFetch({
       'GET /api/v1/storage': {
-        body: { path: '/data/archive', parent: '', truncated: false, entries: [entry('a.fits')] },
+        body: { path: '/data/archive/run1', parent: '/data/archive', truncated: false, entries: [entry('a.fits')] },
       },
     })
     const onPick = vi.fn()
@@ -48,8 +48,35 @@ describe('SourcePicker', () => {
     await screen.findByRole('button', { name: /a\.fits/ })
     expect(screen.queryByRole('searchbox')).not.toBeInTheDocument()
     await userEvent.click(screen.getByRole('button', { name: 'Choose this folder' }))
-    expect(onPick).toHaveBeenCalledWith('/data/archive')
+    expect(onPick).toHaveBeenCalledWith('/data/archive/run1')
     await userEvent.keyboard('{Escape}')
     expect(onClose).toHaveBeenCalled()
+  })
+
+  it('at a storage root offers neither Up (one root) nor choosing the whole root', async () => {
+    stubFetch({
+      'GET /api/v1/storage': (url: URL) =>
+        url.searchParams.get('path')
+          ? { body: { path: '/data/archive', parent: '', truncated: false, entries: [entry('obs', 'folder')] } }
+          : { body: { path: '', parent: null, truncated: false, entries: [entry('archive', 'folder')] } },
+    })
+    render(<SourcePicker folders onPick={vi.fn()} onClose={vi.fn()} />)
+    await screen.findByRole('button', { name: /obs/ })
+    expect(screen.getByRole('button', { name: 'Up one folder' })).toBeDisabled()
+    expect(screen.queryByRole('button', { name: 'Choose this folder' })).not.toBeInTheDocument()
+  })
+
+  it('goes up from a root to the list of roots when there are several', async () => {
+    stubFetch({
+      'GET /api/v1/storage': (url: URL) =>
+        url.searchParams.get('path')
+          ? { body: { path: '/data/archive', parent: '', truncated: false, entries: [entry('obs', 'folder')] } }
+          : { body: { path: '', parent: null, truncated: false, entries: [entry('archive', 'folder'), entry('legacy', 'folder')] } },
+    })
+    render(<SourcePicker folders onPick={vi.fn()} onClose={vi.fn()} />)
+    await userEvent.click(await screen.findByRole('button', { name: /archive/ }))
+    await screen.findByRole('button', { name: /obs/ })
+    expect(screen.getByRole('button', { name: 'Up one folder' })).toBeEnabled()
+    expect(screen.queryByRole('button', { name: 'Choose this folder' })).not.toBeInTheDocument()
   })
 })

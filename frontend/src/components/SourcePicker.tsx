@@ -19,6 +19,7 @@ export function SourcePicker({ folders, onPick, onClose }: Props) {
   const [listing, setListing] = useState<StorageListing | null>(null)
   const [error, setError] = useState<ApiError | null>(null)
   const [filter, setFilter] = useState('')
+  const [singleRoot, setSingleRoot] = useState(false)
   const list = useRef<HTMLUListElement>(null)
   const needle = filter.trim().toLowerCase()
   const shown = listing?.entries.filter((entry) => entry.name.toLowerCase().includes(needle)) ?? []
@@ -37,6 +38,7 @@ export function SourcePicker({ folders, onPick, onClose }: Props) {
       .then((found) => {
         if (!current) return
         const onlyRoot = found.path === '' && found.entries.length === 1
+        if (found.path === '') setSingleRoot(onlyRoot)
         if (onlyRoot) setPath(found.entries[0].path) // one storage root: open it straight away
         else setListing(found)
       })
@@ -48,19 +50,22 @@ export function SourcePicker({ folders, onPick, onClose }: Props) {
     }
   }, [path])
 
+  const atRoot = listing?.parent === '' // a storage root itself: never staged whole from here
+  const canGoUp = listing !== null && listing.parent !== null && !(atRoot && singleRoot)
+
   return (
     <div className="picker" role="dialog" aria-label="Choose a source" onKeyDown={(e) => e.key === 'Escape' && onClose()}>
       <div className="picker-head">
         <button
           type="button"
           onClick={() => setPath(listing?.parent ?? '')}
-          disabled={!listing || listing.parent === null}
+          disabled={!canGoUp}
           aria-label="Up one folder"
         >
           ↑ Up
         </button>
         <code className="picker-path">{listing?.path || 'Storage roots'}</code>
-        {folders && listing && listing.path ? (
+        {folders && listing && listing.path && !atRoot ? (
           <button type="button" onClick={() => onPick(listing.path)}>
             Choose this folder
           </button>

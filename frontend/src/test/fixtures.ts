@@ -13,6 +13,8 @@ export const config: SiteConfig = {
   file_tool_enabled: true,
   file_tool_max_bytes: 1024 * 1024,
   error_codes: { source_not_found: 'The source does not exist.' },
+  dids: false,
+  rucio_rse: null,
 }
 
 export const developer: Me = { username: null, authenticated: false, is_admin: false, admin_tools: true, groups: [] }
@@ -26,6 +28,7 @@ export function job(overrides: Partial<Job> = {}): Job {
     method: 'local_copy',
     username: 'ann',
     local_path_on_storage: '/data/archive/a.fits',
+    did: null,
     relative_path: 'a.fits',
     destination: null,
     bytes: null,
@@ -46,13 +49,17 @@ export function job(overrides: Partial<Job> = {}): Job {
 }
 
 /** Stub fetch with answers by "METHOD path" (path without the query); records the calls. */
-export function stubFetch(answers: Record<string, { status?: number; body: unknown }>) {
+type Answer = { status?: number; body: unknown }
+
+/** Answers by "METHOD /path"; an answer may depend on the whole URL (its query). */
+export function stubFetch(answers: Record<string, Answer | ((url: URL) => Answer)>) {
   const calls: { method: string; url: string; body: unknown }[] = []
   const fetchStub = vi.fn(async (input: RequestInfo | URL, init?: RequestInit) => {
     const url = String(input)
     const method = init?.method ?? 'GET'
     calls.push({ method, url, body: init?.body ? JSON.parse(String(init.body)) : undefined })
-    const answer = answers[`${method} ${url.split('?')[0]}`]
+    const found = answers[`${method} ${url.split('?')[0]}`]
+    const answer = typeof found === 'function' ? found(new URL(url, 'http://localhost')) : found
     if (!answer) return new Response(JSON.stringify({ detail: 'not stubbed', code: 'x' }), { status: 500 })
     return new Response(JSON.stringify(answer.body), {
       status: answer.status ?? 200,

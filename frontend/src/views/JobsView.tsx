@@ -153,6 +153,7 @@ export function JobsView({ config, me, defaultUser }: Props) {
                 key={job.job_id}
                 job={job}
                 now={now}
+                roots={config.storage_roots}
                 hint={job.error_code ? config.error_codes[job.error_code] : undefined}
                 onCancel={() => void act(api.cancel, job)}
                 onRetry={() => void act(api.retry, job)}

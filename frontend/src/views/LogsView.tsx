@@ -3,15 +3,33 @@ import type { ApiError } from '../api'
 import { ErrorMessage } from '../components/ErrorMessage'
 import { FilterSelect } from '../components/FilterSelect'
 import { follow } from '../events'
+import { formatFullTime, formatTime } from '../format'
 
 const LEVELS = ['DEBUG', 'INFO', 'WARNING', 'ERROR'] as const
 const BACKLOG = 200
 const KEEP = 2000 // lines kept on screen
 const SEARCH_DELAY_MS = 300
 
+/** A record's first line is `<ISO time> <LEVEL> <logger> <message>`; other lines continue a record. */
 export function levelOf(line: string): string | null {
-  const level = line.split(' ', 4)[2]
+  const level = line.split(' ', 3)[1]
   return (LEVELS as readonly string[]).includes(level) ? level : null
+}
+
+/** A log line with its time in the reader's locale (the full timestamp on hover); a continuation as it is. */
+export function LogLine({ line }: { line: string }) {
+  const level = levelOf(line)
+  const space = line.indexOf(' ')
+  if (level === null || space < 0) return <>{line}</>
+  const iso = line.slice(0, space)
+  return (
+    <>
+      <time dateTime={iso} title={formatFullTime(iso)}>
+        {formatTime(iso)}
+      </time>
+      {line.slice(space)}
+    </>
+  )
 }
 
 /** The service log live: a bounded backlog, then each new line (filtered by the service). */
@@ -127,7 +145,7 @@ export function LogsView() {
         {lines.length === 0 && connected && held.length === 0 ? <span className="muted">No log lines match.</span> : null}
         {lines.map((line, index) => (
           <div key={index} className={`log-line log-${(levelOf(line) ?? 'cont').toLowerCase()}`}>
-            {line}
+            <LogLine line={line} />
           </div>
         ))}
       </pre>

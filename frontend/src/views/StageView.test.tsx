@@ -73,7 +73,7 @@ describe('StageView', () => {
     expect(field).toHaveAttribute('readonly')
   })
 
-  it('asks only for a file when downloading, and refuses a folder', async () => {
+  it('asks only for the source when downloading, and names a folder\'s ZIP after it', async () => {
     stubFetch({
       'GET /api/v1/storage': {
         body: { path: '/data/archive/obs', parent: '/data/archive', truncated: false, entries: [
@@ -87,7 +87,7 @@ describe('StageView', () => {
     expect(screen.queryByRole('button', { name: '+ Add item' })).not.toBeInTheDocument()
     await userEvent.type(screen.getByLabelText('Source on storage'), '/data/archive/obs')
     await userEvent.click(screen.getByRole('button', { name: 'Download' }))
-    expect(await screen.findByRole('alert')).toHaveTextContent('Only a single file can be downloaded')
+    expect(await screen.findByRole('status')).toHaveTextContent('Downloading obs.zip')
   })
 
   it('browses the storage and picks a file', async () => {
@@ -105,5 +105,38 @@ describe('StageView', () => {
     await userEvent.click(await within(dialog).findByRole('button', { name: /a\.fits/ }))
     expect(screen.getByLabelText('Source on storage')).toHaveValue('/data/archive/a.fits')
     expect(screen.queryByRole('dialog')).not.toBeInTheDocument()
+  })
+
+  it('stages a Rucio DID: names offered while typing, what it holds shown, the item sent as a did', async () => {
+    const calls = stubFetch({
+      'GET /api/v1/dids': { body: { dids: [{ did: 'sky:survey', type: 'DATASET' }], limit: 20, offset: 0 } },
+      'GET /api/v1/dids/sky/survey': {
+        body: { did: 'sky:survey', type: 'DATASET', files: 2, bytes: 2048, files_at_site: 2, at_site: true },
+      },
+      'POST /api/v1/jobs': { status: 202, body: { request_id: 'r7', items: [{ index: 0, job: job(), error: null }] } },
+    })
+    const onSubmitted = vi.fn()
+    render(
+      <StageView
+        config={{ ...config, dids: true, rucio_rse: 'SITE_LOCAL' }}
+        me={developer}
+        initialSource={null}
+        username="ann"
+        onUsername={vi.fn()}
+        onSubmitted={onSubmitted}
+      />,
+    )
+    await userEvent.click(screen.getByRole('radio', { name: /Rucio DIDs/ }))
+    await userEvent.type(screen.getByLabelText('Rucio DID'), 'sky:survey')
+    expect(await screen.findByText('dataset · 2 files · 2.0 KiB · at this site')).toBeInTheDocument()
+    expect(document.querySelector('datalist option')).toHaveValue('sky:survey')
+    expect(screen.getByLabelText('Destination in the user area')).toHaveValue('survey')
+    await userEvent.click(screen.getByRole('button', { name: 'Stage' }))
+    const submitted = calls.find((call) => call.method === 'POST')
+    expect(submitted?.body).toEqual({
+      username: 'ann',
+      items: [{ method: 'local_copy', did: 'sky:survey', relative_path: 'survey' }],
+    })
+    expect(onSubmitted).toHaveBeenCalledWith('r7')
   })
 })

@@ -1,5 +1,6 @@
 import { useEffect, useId, useState, type FormEvent } from 'react'
 import { api, ApiError, authHeaders, token, type ItemOutcome, type Me, type SiteConfig } from '../api'
+import { DidField } from '../components/DidField'
 import { ErrorMessage } from '../components/ErrorMessage'
 import { SourcePicker } from '../components/SourcePicker'
 import { baseName } from '../format'
@@ -38,11 +39,13 @@ export function StageView({ config, me, initialSource, username, onUsername, onS
   const [error, setError] = useState<ApiError | null>(null)
   const [refused, setRefused] = useState<ItemOutcome[]>([])
   const [notice, setNotice] = useState<string | null>(null)
+  const [sourceKind, setSourceKind] = useState<'path' | 'did'>('path')
   const usernameId = useId()
   const methodId = useId()
 
   const chosen = methods.find((item) => item.name === method)
   const isDownload = method === 'direct_download'
+  const byDid = sourceKind === 'did' && !isDownload
   const usernameFixed = me.authenticated && !me.is_admin
   const shownItems = isDownload ? items.slice(0, 1) : items
 
@@ -67,10 +70,18 @@ export function StageView({ config, me, initialSource, username, onUsername, onS
       current.map((item) => {
         if (item.key !== key) return item
         const next = { ...item, ...change }
-        if (change.source !== undefined && !item.destinationEdited) next.destination = baseName(change.source)
+        if (change.source !== undefined && !item.destinationEdited) next.destination = defaultDestination(change.source)
         return next
       }),
     )
+
+  // a DID's name (after scope:) names the destination, as a path's last part does
+  const defaultDestination = (source: string) => baseName(byDid ? source.slice(source.indexOf(':') + 1) : source)
+
+  const switchKind = (kind: 'path' | 'did') => {
+    setSourceKind(kind)
+    setItems([newItem()])
+  }
 
   const submit = async (event: FormEvent) => {
     event.preventDefault()
@@ -93,7 +104,7 @@ export function StageView({ config, me, initialSource, username, onUsername, onS
       usernameFixed ? null : username.trim(),
       items.map((item) => ({
         method,
-        local_path_on_storage: item.source.trim(),
+        ...(byDid ? { did: item.source.trim() } : { local_path_on_storage: item.source.trim() }),
         relative_path: item.destination.trim(),
       })),
     )
@@ -110,19 +121,18 @@ export function StageView({ config, me, initialSource, username, onUsername, onS
 
   const download = async (source: string) => {
     const listing = await api.browse(source.trim()) // the same checks as the download: readable errors first
-    if (listing.entries.length !== 1 || listing.entries[0].path !== listing.path) {
-      throw new ApiError(400, 'not_a_file', 'Only a single file can be downloaded; choose a file, not a folder.')
-    }
+    const isFile = listing.entries.length === 1 && listing.entries[0].path === listing.path
+    const name = isFile ? listing.entries[0].name : `${baseName(listing.path)}.zip` // a folder comes as one ZIP
     const url = api.downloadUrl(listing.path, usernameFixed ? null : username.trim() || null)
     if (token.get()) {
       // a link cannot carry the bearer token: fetch the file, then save it
       const response = await fetch(url, { headers: authHeaders() })
       if (!response.ok) throw new ApiError(response.status, `http_${response.status}`, 'The download was refused.')
-      saveAs(URL.createObjectURL(await response.blob()), listing.entries[0].name)
+      saveAs(URL.createObjectURL(await response.blob()), name)
     } else {
-      saveAs(url, listing.entries[0].name)
+      saveAs(url, name)
     }
-    setNotice(`Downloading ${listing.entries[0].name}; it is recorded in Jobs.`)
+    setNotice(`Downloading ${name}; it is recorded in Jobs.`)
   }
 
   return (
@@ -157,25 +167,48 @@ export function StageView({ config, me, initialSource, username, onUsername, onS
         </div>
         <fieldset>
           <legend>{isDownload ? 'File to download' : 'Items'}</legend>
+          {config.dids && !isDownload ? (
+            <div className="source-kind" role="radiogroup" aria-label="Sources are">
+              <label>
+                <input type="radio" name="source-kind" checked={!byDid} onChange={() => switchKind('path')} /> storage
+                paths
+              </label>
+              <label>
+                <input type="radio" name="source-kind" checked={byDid} onChange={() => switchKind('did')} /> Rucio DIDs
+                {config.rucio_rse ? <span className="muted"> (replicas at {config.rucio_rse})</span> : null}
+              </label>
+            </div>
+          ) : null}
           {shownItems.map((item, index) => (
-            <div className="item" key={item.key}>
-              <div className="field grow source">
-                <label htmlFor={`source-${item.key}`}>Source on storage</label>
-                <div className="with-button">
-                  <input
+            <div className={isDownload ? 'item download' : 'item'} key={item.key}>
+              {byDid ? (
+                <div className="field grow source">
+                  <label htmlFor={`source-${item.key}`}>Rucio DID</label>
+                  <DidField
                     id={`source-${item.key}`}
                     value={item.source}
-                    onChange={(event) => update(item.key, { source: event.target.value })}
-                    required
-                    title={item.source}
-                    placeholder="/path/in/a/storage/root"
-                    spellCheck={false}
+                    onChange={(value) => update(item.key, { source: value })}
                   />
-                  <button type="button" onClick={() => setPicking(item.key)}>
-                    Browse…
-                  </button>
                 </div>
-              </div>
+              ) : (
+                <div className="field grow source">
+                  <label htmlFor={`source-${item.key}`}>Source on storage</label>
+                  <div className="with-button">
+                    <input
+                      id={`source-${item.key}`}
+                      value={item.source}
+                      onChange={(event) => update(item.key, { source: event.target.value })}
+                      required
+                      title={item.source}
+                      placeholder="/path/in/a/storage/root"
+                      spellCheck={false}
+                    />
+                    <button type="button" onClick={() => setPicking(item.key)}>
+                      Browse…
+                    </button>
+                  </div>
+                </div>
+              )}
               {isDownload ? null : (
                 <div className="field grow">
                   <label htmlFor={`destination-${item.key}`}>Destination in the user area</label>

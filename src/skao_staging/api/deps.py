@@ -16,16 +16,20 @@ from .waiters import JobWaiters
 
 
 def service_of(request: Request) -> StagingService:
+    """The staging service; 503 with the reason while the process is still starting."""
+    request.app.state.startup.check()
     service: StagingService = request.app.state.service
     return service
 
 
 def changefeed_of(request: Request) -> ChangeFeed:
+    request.app.state.startup.check()
     feed: ChangeFeed = request.app.state.changefeed
     return feed
 
 
 def waiters_of(request: Request) -> JobWaiters:
+    request.app.state.startup.check()
     waiters: JobWaiters = request.app.state.waiters
     return waiters
 

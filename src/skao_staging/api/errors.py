@@ -58,7 +58,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(_request: Request, exc: HTTPException) -> JSONResponse:
-        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        code = _HTTP_CODES.get(exc.status_code)
+        if code is None:  # e.g. Starlette's 400 for a body that is not JSON, or not UTF-8
+            error = StagingError("invalid_request", f"the request is malformed: {exc.detail}")
+            return JSONResponse(error.to_dict(), status_code=error.status_code)
         return JSONResponse({"detail": str(exc.detail), "code": code}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(OperationalError)
@@ -76,6 +79,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
 def _record(request: Request, error: StagingError) -> None:
     """Record a malformed staging request (called before the body could be validated)."""
+    if request.app.state.startup.runtime is None:
+        return  # still starting: there is nowhere to record it yet
     try:
         params = request.query_params
         service_of(request).record_refusal(StageItem(params.get("method"), params.get("username"), None, None), error)

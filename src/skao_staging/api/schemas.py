@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_serializer, model_validator
 
-from ..db import RequestSummary, StagingJob
+from ..db import JobStatus, RequestSummary, StagingJob
+from ..errors import CODES
 from ..listing import Listing
 
 
@@ -16,11 +17,49 @@ def iso_utc(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat(timespec="milliseconds") + "Z"
 
 
-class StageBody(BaseModel):
-    """The seed's request body."""
+class OneSource(BaseModel):
+    """Exactly one of ``local_path_on_storage`` and ``did`` names the source."""
 
-    local_path_on_storage: str = Field(description="Source: absolute inside a storage root, or relative to the first.")
-    relative_path: str = Field(description="Destination below the user's area (ignored by direct_download).")
+    @model_validator(mode="after")
+    def _exactly_one_source(self) -> Self:
+        named = [name for name in ("local_path_on_storage", "did") if getattr(self, name) is not None]
+        if len(named) != 1:
+            raise ValueError("give exactly one source: local_path_on_storage or did")
+        return self
+
+
+class StageBody(OneSource):
+    """The seed's request body (``did`` is this service's addition; the seed's fields are unchanged)."""
+
+    local_path_on_storage: str | None = Field(
+        None, description="Source: absolute inside a storage root, or relative to the first."
+    )
+    did: str | None = Field(None, description="Source: a Rucio file DID, scope:name (instead of a path).")
+    relative_path: str | None = Field(
+        None, description="Destination below the user's area; required except by direct_download, which ignores it."
+    )
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: a sentence for people and a code from the catalogue (``errors.CODES``)."""
+
+    detail: str
+    code: str = Field(json_schema_extra={"enum": list[JsonValue](sorted(CODES))})
+
+
+class ItemError(ErrorBody):
+    """Why one item of a bulk request was refused; ``job_id`` is its recorded (failed) job."""
+
+    model_config = ConfigDict(extra="allow")  # e.g. enabled_methods for an unknown method
+
+    job_id: int | None = None
+
+
+class MethodInfo(BaseModel):
+    name: str
+    aliases: list[str]
+    description: str
+    accepts_directories: bool
 
 
 class Job(BaseModel):
@@ -28,10 +67,11 @@ class Job(BaseModel):
 
     job_id: int = Field(validation_alias="id")
     request_id: str
-    status: str
+    status: JobStatus
     method: str | None
     username: str | None
     local_path_on_storage: str | None
+    did: str | None
     relative_path: str | None
     destination: str | None
     bytes: int | None = Field(validation_alias="bytes_total")
@@ -64,9 +104,12 @@ class JobPage(BaseModel):
     offset: int
 
 
-class JobItem(BaseModel):
+class JobItem(OneSource):
     method: str
-    local_path_on_storage: str
+    local_path_on_storage: str | None = Field(None, description="An archive path (or give did)")
+    did: str | None = Field(
+        None, description="A Rucio DID, scope:name; a dataset or container becomes one job per file"
+    )
     relative_path: str
 
 
@@ -80,7 +123,7 @@ class ItemOutcome(BaseModel):
 
     index: int
     job: Job
-    error: dict[str, Any] | None = None
+    error: ItemError | None = None
 
 
 class JobsAccepted(BaseModel):
@@ -88,20 +131,17 @@ class JobsAccepted(BaseModel):
     items: list[ItemOutcome]
 
 
-class ErrorBody(BaseModel):
-    detail: str
-    code: str
-
-
 class SiteConfig(BaseModel):
     version: str
-    methods: list[dict[str, Any]]
+    methods: list[MethodInfo]
     storage_roots: list[str]
     unavailable_methods: dict[str, str]
-    auth_mode: str
+    auth_mode: Literal["none", "header", "oidc"]
     file_tool_enabled: bool
     file_tool_max_bytes: int
     error_codes: dict[str, str] = Field(description="What each error code means, in plain words")
+    dids: bool = Field(False, description="Whether sources may be Rucio DIDs (a Rucio is configured)")
+    rucio_rse: str | None = Field(None, description="The RSE (or expression) whose replicas are staged")
 
 
 class Me(BaseModel):
@@ -117,7 +157,7 @@ class Me(BaseModel):
 class StorageEntry(BaseModel):
     name: str
     path: str = Field(description="Usable as local_path_on_storage")
-    type: str = Field(description="file or folder")
+    type: Literal["file", "folder"]
     size: int | None
     modified: datetime | None
 
@@ -147,6 +187,7 @@ class RequestState(BaseModel):
     counts: dict[str, int]
     bytes_done: int
     bytes_total: int
+    dids: list[str] = Field(description="The Rucio DIDs the request asked for (a dataset as named, before expansion)")
 
     @classmethod
     def of(cls, summary: RequestSummary) -> RequestState:
@@ -157,6 +198,7 @@ class RequestState(BaseModel):
             counts=summary.counts,
             bytes_done=summary.bytes_done,
             bytes_total=summary.bytes_total,
+            dids=summary.dids,
         )
 
 
@@ -172,3 +214,23 @@ class Attempt(BaseModel):
     @field_serializer("started_at", "finished_at")
     def _utc(self, value: datetime | None) -> str | None:
         return iso_utc(value)
+
+
+class DidFound(BaseModel):
+    did: str = Field(description="scope:name")
+    type: str = Field(description="FILE, DATASET or CONTAINER")
+
+
+class DidPage(BaseModel):
+    dids: list[DidFound]
+    limit: int
+    offset: int
+
+
+class DidInfo(BaseModel):
+    did: str
+    type: str = Field(description="FILE, DATASET or CONTAINER")
+    files: int
+    bytes: int
+    files_at_site: int = Field(description="Files with an available replica at this site's RSE")
+    at_site: bool = Field(description="Every file is at this site: staging needs no transfer")

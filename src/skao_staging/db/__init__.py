@@ -1,7 +1,7 @@
 """The job database: tables, engine and sessions, job functions, migrations."""
 
 from .engine import Database
-from .jobs import JobStore, RequestSummary, utcnow
+from .jobs import Expired, JobStore, RequestSummary, utcnow
 from .migrate import (
     SchemaNotCurrent,
     current_revision,
@@ -15,6 +15,7 @@ from .models import FINAL_STATUSES, JobStatus, StagingJob
 __all__ = [
     "FINAL_STATUSES",
     "Database",
+    "Expired",
     "JobStatus",
     "JobStore",
     "RequestSummary",

@@ -9,7 +9,7 @@ holding it: a job is finished exactly once. These are the hot paths, so they use
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -45,6 +45,7 @@ class RequestSummary:
     counts: dict[str, int]
     bytes_done: int
     bytes_total: int
+    dids: list[str] = field(default_factory=list)
 
     @property
     def state(self) -> str:
@@ -60,6 +61,14 @@ class RequestSummary:
         if ended_well == 0:
             return "failed"
         return "partially_failed"
+
+
+@dataclass
+class Expired:
+    """The jobs of stopped processes: given back to the queue, or failed after their last attempt."""
+
+    requeued: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
 
 
 class JobStore:
@@ -139,6 +148,7 @@ class JobStore:
         )
         with self.db.transaction() as connection:
             rows = connection.execute(query).all()
+            dids = connection.scalar(select(requests_table.c.dids).where(requests_table.c.id == request_id))
         if not rows:
             return None
         return RequestSummary(
@@ -146,6 +156,7 @@ class JobStore:
             counts={status: int(count) for status, count, _, _ in rows},
             bytes_done=sum(int(done) for _, _, done, _ in rows),
             bytes_total=sum(int(total) for _, _, _, total in rows),
+            dids=dids.split("\n") if dids else [],
         )
 
     def attempts_of(self, job_id: int) -> list[dict[str, Any]]:
@@ -174,9 +185,17 @@ class JobStore:
 
     # -- requests and idempotency ---------------------------------------------------------------
 
-    def open_request(self, request_id: str, username: str | None, idempotency_key: str | None) -> str | None:
+    def open_request(
+        self, request_id: str, username: str | None, idempotency_key: str | None, dids: Sequence[str] = ()
+    ) -> str | None:
         """Record a request; with a key already used by this user, the earlier request's id instead."""
-        row = {"id": request_id, "username": username, "idempotency_key": idempotency_key, "created_at": utcnow()}
+        row = {
+            "id": request_id,
+            "username": username,
+            "idempotency_key": idempotency_key,
+            "created_at": utcnow(),
+            "dids": "\n".join(dids) or None,
+        }
         try:
             with self.db.transaction() as connection:
                 connection.execute(insert(requests_table).values(**row))
@@ -265,6 +284,24 @@ class JobStore:
         with self.db.transaction() as connection:
             return _count(connection, statement) == 1
 
+    def release_orphans(self, worker_id: str, running_here: list[int], claimed_before: datetime) -> int:
+        """Release claims of ``worker_id`` that it is not running (a follow-up of the claim failed).
+
+        Such a claim has no heartbeat; released at once, it is not charged an attempt.
+        """
+        statement = (
+            update(jobs_table)
+            .where(
+                c.worker_id == worker_id,
+                c.status == JobStatus.RUNNING,
+                c.id.not_in(running_here),
+                c.heartbeat_at < claimed_before,
+            )
+            .values(status=JobStatus.QUEUED, worker_id=None, heartbeat_at=None, attempts=c.attempts - 1)
+        )
+        with self.db.transaction() as connection:
+            return _count(connection, statement)
+
     def active_count(self, username: str | None) -> int:
         with self.db.transaction() as connection:
             return int(
@@ -289,6 +326,22 @@ class JobStore:
                 )
                 or 0
             )
+
+    def published_identity(self, username: str, destination: str) -> str | None:
+        """What the last success at ``destination`` recorded of the file it published (local_copy)."""
+        query = (
+            select(c.output_identity)
+            .where(
+                c.username == username,
+                c.destination == destination,
+                c.status == JobStatus.SUCCEEDED,
+                c.output_identity.is_not(None),
+            )
+            .order_by(c.id.desc())
+            .limit(1)
+        )
+        with self.db.transaction() as connection:
+            return connection.scalar(query)
 
     def running_count(self, username: str | None) -> int:
         with self.db.transaction() as connection:
@@ -392,10 +445,16 @@ class JobStore:
 
     # -- cancelling and retrying ----------------------------------------------------------------
 
-    def cancel(self, job_ids: Sequence[int]) -> None:
-        """Queued jobs end at once; running ones are asked to stop (their worker does it)."""
+    def cancel(self, job_ids: Sequence[int]) -> list[int]:
+        """Queued jobs end at once; running ones are asked to stop (their worker does it).
+
+        Returns the queued jobs cancelled after an earlier attempt, whose temporaries may remain.
+        """
         now = utcnow()
         with self.db.transaction() as connection:
+            tried = connection.scalars(
+                select(c.id).where(c.id.in_(job_ids), c.status == JobStatus.QUEUED, c.attempts > 0).with_for_update()
+            ).all()
             connection.execute(
                 update(jobs_table)
                 .where(c.id.in_(job_ids), c.status == JobStatus.QUEUED)
@@ -412,6 +471,7 @@ class JobStore:
                 .where(c.id.in_(job_ids), c.status == JobStatus.RUNNING)
                 .values(cancel_requested=True, updated_at=now)
             )
+        return list(tried)
 
     def retry(self, job_id: int) -> bool:
         """Queue a failed or cancelled job again, with a fresh count of attempts."""
@@ -436,12 +496,12 @@ class JobStore:
 
     # -- dead workers ---------------------------------------------------------------------------
 
-    def requeue_expired(self, lease_seconds: float, max_attempts: int) -> int:
+    def requeue_expired(self, lease_seconds: float, max_attempts: int) -> Expired:
         """Give the jobs of dead workers back to the queue, or fail them after too many attempts."""
         now = utcnow()
         expired = (c.status == JobStatus.RUNNING, c.heartbeat_at < now - timedelta(seconds=lease_seconds))
         reason = "the process running this job stopped"
-        changed_jobs = 0
+        result = Expired()
         with self.db.transaction() as connection:
             rows = connection.execute(select(c.id, c.worker_id, c.method, c.attempts).where(*expired)).all()
             for job_id, worker_id, method, attempts in rows:
@@ -457,10 +517,10 @@ class JobStore:
                     .values(error_code="interrupted", error_reason=reason, updated_at=now, **values)
                 ).rowcount
                 if changed:
-                    changed_jobs += 1
+                    (result.failed if give_up else result.requeued).append(job_id)
                     fields = {"error_code": "interrupted", "error_reason": reason}
                     self._record_attempt(connection, job_id, worker_id, "interrupted", fields, now)
-        return changed_jobs
+        return result
 
 
 def _count(connection: Connection, statement: Any) -> int:

@@ -57,6 +57,9 @@ class StagingJob(Base):
     item_index: Mapped[int | None] = mapped_column(Integer)
     owner_uid: Mapped[int | None] = mapped_column(Integer)
     owner_gid: Mapped[int | None] = mapped_column(Integer)
+    did: Mapped[str | None] = mapped_column(String(300))  # the Rucio DID staged, instead of an archive path
+    # device:inode:mtime_ns of the file a local_copy published, to recognise it (and repair it) later
+    output_identity: Mapped[str | None] = mapped_column(String(80))
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     next_attempt_at: Mapped[datetime | None] = mapped_column(Timestamp)
     worker_id: Mapped[str | None] = mapped_column(String(128))
@@ -83,6 +86,7 @@ class StagingRequest(Base):
     username: Mapped[str | None] = mapped_column(String(255))
     idempotency_key: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(Timestamp)
+    dids: Mapped[str | None] = mapped_column(Text)  # the DIDs asked for, one a line (a dataset, before expansion)
 
     __table_args__ = (
         UniqueConstraint("username", "idempotency_key", name="uq_staging_requests_idempotency"),

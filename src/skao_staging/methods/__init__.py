@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from ..config import ALL_METHODS, Settings
 from ..errors import StagingError
-from .base import StagingMethod, TransferContext, TransferResult
+from .base import EndedJob, StagingMethod, TransferContext, TransferResult
 from .direct_download import DirectDownload
 from .hard_link import HardLink
 from .jupyter_copy import JupyterCopy
 from .local_copy import LocalCopy
 
-__all__ = ["MethodRegistry", "StagingMethod", "TransferContext", "TransferResult", "canonical_method"]
+__all__ = ["EndedJob", "MethodRegistry", "StagingMethod", "TransferContext", "TransferResult", "canonical_method"]
 
 _ALL: tuple[StagingMethod, ...] = (LocalCopy(), HardLink(), DirectDownload(), JupyterCopy())
 _ALIASES = {alias: method.name for method in _ALL for alias in method.aliases}

@@ -37,8 +37,23 @@ class TransferContext:
     settings: Settings
     report_progress: Callable[[int, int], None]  # (bytes done, bytes total); may raise to stop
     attempt: int = 1  # this attempt's number: its temporaries are its own
+    repairable: str | None = None  # the identity of a file the service published here before (see LocalCopy)
     confirm_held: Callable[[], None] = lambda: None  # raises when another attempt took the job; called to publish
     owner: Owner | None = None  # (uid, gid) of what is created in the user area
+
+
+@dataclass(frozen=True)
+class EndedJob:
+    """A job that ended outside a running attempt (its process died, or it was cancelled while queued).
+
+    Temporaries of its attempts 1..``attempts`` may remain at its destination.
+    """
+
+    job_id: int
+    username: str
+    destination: Destination
+    settings: Settings
+    attempts: int
 
 
 @dataclass(frozen=True)
@@ -49,6 +64,7 @@ class TransferResult:
     read_only: bool | None  # None: not applicable
     files: int = 1
     note: str | None = None
+    output_identity: str | None = None  # device:inode:mtime_ns of a published copy of one file
 
 
 @dataclass(frozen=True)
@@ -57,6 +73,7 @@ class FileChecksum:
 
     entry: PlannedFile
     adler32: int | None
+    identity: str | None = None  # device:inode:mtime_ns, where the method recognises its own output
 
     @property
     def path(self) -> str:
@@ -70,6 +87,7 @@ class StagingMethod(ABC):
     aliases: ClassVar[tuple[str, ...]] = ()
     description: ClassVar[str] = ""
     runs_in_worker: ClassVar[bool] = True
+    repairs_own_output: ClassVar[bool] = False  # replaces its own earlier result that no longer matches
     accepts_directories: ClassVar[bool] = True
 
     def availability_problem(self, settings: Settings) -> str | None:
@@ -80,12 +98,20 @@ class StagingMethod(ABC):
         """Where the data lands, as the job shows it."""
         return str(destination.path)
 
-    def check_source(self, plan: SourcePlan, settings: Settings) -> None:  # noqa: B027 - optional hook
-        """Method-specific checks run at submission, before a job is queued (keep them cheap)."""
+    def check_source(  # noqa: B027 - optional hook
+        self, plan: SourcePlan, settings: Settings, owner: Owner | None = None
+    ) -> None:
+        """Method-specific checks run at submission, before a job is queued (keep them cheap).
+
+        ``owner``: the (uid, gid) the staged result will belong to (None: the service's own).
+        """
 
     @abstractmethod
     def stage(self, ctx: TransferContext) -> TransferResult:
         """Stage ``ctx.plan`` to ``ctx.destination``: duplicate check, transfer, verify, read-only."""
+
+    def remove_leftovers(self, ended: EndedJob) -> None:  # noqa: B027 - optional hook
+        """Remove what the attempts of an ended job left at its destination (nothing for most methods)."""
 
 
 Target = TypeVar("Target")
@@ -164,4 +190,7 @@ class PublishingMethod(StagingMethod, Generic[Target]):
                 checksum = format_adler32(checksums[0].adler32 or 0)
             else:
                 checksum = manifest_checksum((item.path, item.entry.size, item.adler32 or 0) for item in checksums)
-        return TransferResult(outcome, plan.bytes_total, checksum, read_only, files=len(plan.files), note=note)
+        identity = checksums[0].identity if outcome == "succeeded" and not plan.is_dir else None
+        return TransferResult(
+            outcome, plan.bytes_total, checksum, read_only, files=len(plan.files), note=note, output_identity=identity
+        )

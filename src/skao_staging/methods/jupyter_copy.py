@@ -18,12 +18,16 @@ from urllib.parse import quote
 
 from ..checksum import adler32_of_file
 from ..config import Settings
+from ..copier import check_against_catalogue
 from ..errors import DestinationAppeared, StagingError
 from ..fsops import READ_FLAGS, READ_ONLY_FILE_MODE, DirCache, chmod_read_only, list_tree, open_parent, temp_name
 from ..jupyter import JupyterContents, hub_session
+from ..logs import get_logger
 from ..paths import Destination, jupyter_home
 from ..sources import PlannedFile, SourcePlan
-from .base import FileChecksum, Outcome, PublishingMethod, TransferContext
+from .base import EndedJob, FileChecksum, Outcome, PublishingMethod, TransferContext
+
+log = get_logger("jupyter_copy")
 
 
 @dataclass(frozen=True)
@@ -42,7 +46,9 @@ class RemoteTarget:
 def _digests(entry: PlannedFile) -> tuple[int, str]:
     """adler32 (recorded) and sha256 (what Jupyter servers report) of a source file, in one read."""
     sha = hashlib.sha256()
-    return adler32_of_file(entry.real, sha), sha.hexdigest()
+    adler = adler32_of_file(entry.real, sha)
+    check_against_catalogue(entry, adler)
+    return adler, sha.hexdigest()
 
 
 def _same_file(model: dict[str, Any], entry: PlannedFile, sha256: str) -> bool:
@@ -92,6 +98,21 @@ class JupyterCopy(PublishingMethod[RemoteTarget]):
     def remove_temporary(self, target: RemoteTarget, ctx: TransferContext, attempt: int) -> None:
         parts = self._remote_parts(ctx.destination, ctx.settings)
         target.contents.delete(self._temp(parts, ctx.job_id, attempt))
+
+    def remove_leftovers(self, ended: EndedJob) -> None:
+        """Remove the job's temporaries through the user's server if it runs (never started for this)."""
+        parts = self._remote_parts(ended.destination, ended.settings)
+        with hub_session(ended.settings) as hub:
+            contents = hub.running_server(ended.username)
+            if contents is None:
+                log.warning(
+                    "job %s: the Jupyter server of %s is not running; its temporaries stay until a later staging",
+                    ended.job_id,
+                    ended.username,
+                )
+                return
+            for attempt in range(1, ended.attempts + 1):
+                contents.delete(self._temp(parts, ended.job_id, attempt))
 
     def existing(self, target: RemoteTarget, ctx: TransferContext) -> list[FileChecksum] | None:
         plan, contents = ctx.plan, target.contents

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import ClassVar
 
-from ..errors import DestinationAppeared
+from ..errors import DestinationAppeared, StagingError
 from ..fsops import (
     DIR_MODE,
     DirCache,
@@ -26,10 +26,33 @@ from ..fsops import (
     remove_entry,
     temp_name,
 )
+from ..logs import get_logger
 from ..sources import PlannedFile, SourcePlan
-from .base import FileChecksum, Outcome, PublishingMethod, TransferContext
+from .base import EndedJob, FileChecksum, PublishingMethod, TransferContext
 
 Progress = Callable[[int], None]  # bytes of the current file done
+log = get_logger("methods")
+
+
+def file_identity(st: os.stat_result) -> str:
+    """device:inode:mtime_ns: what recognises a file the service published (its content may be lost)."""
+    return f"{st.st_dev}:{st.st_ino}:{st.st_mtime_ns}"
+
+
+def _published_by_us(st: os.stat_result, identity: str | None) -> bool:
+    """Whether a file is still the one the service published, only damaged (as by a power cut).
+
+    Same device and inode, still read-only, and not modified after it was published: a user's
+    change bumps the modification time (and needs a write bit), a lost write can only set it back.
+    """
+    if identity is None:
+        return False
+    device, inode, mtime_ns = (int(part) for part in identity.split(":"))
+    return (
+        (st.st_dev, st.st_ino) == (device, inode)
+        and st.st_mtime_ns <= mtime_ns
+        and not st.st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
+    )
 
 
 class LocalMethod(PublishingMethod[int]):
@@ -47,19 +70,21 @@ class LocalMethod(PublishingMethod[int]):
     ) -> int | None:
         """Create ``name`` below ``dir_fd`` from ``source``; return its adler32 if computed."""
 
-    def result_read_only(self, plan: SourcePlan) -> bool:
-        return True
-
-    def read_only(self, ctx: TransferContext, outcome: Outcome) -> tuple[bool | None, str | None]:
-        return self.result_read_only(ctx.plan), None
-
     @contextmanager
     def open_target(self, ctx: TransferContext) -> Iterator[int]:
-        with open_parent(ctx.destination, owner=ctx.owner) as parent_fd:
+        with open_parent(ctx.destination, owner=ctx.owner, durable=ctx.settings.fsync) as parent_fd:
             yield parent_fd
 
     def remove_temporary(self, target: int, ctx: TransferContext, attempt: int) -> None:
         remove_entry(target, temp_name(ctx.job_id, attempt))
+
+    def remove_leftovers(self, ended: EndedJob) -> None:
+        try:
+            with open_parent(ended.destination, create=False) as parent_fd:
+                for attempt in range(1, ended.attempts + 1):
+                    remove_entry(parent_fd, temp_name(ended.job_id, attempt))
+        except (FileNotFoundError, StagingError):
+            pass  # the destination's folder is gone, and with it anything the job left there
 
     def existing(self, target: int, ctx: TransferContext) -> list[FileChecksum] | None:
         plan, name = ctx.plan, ctx.destination.name
@@ -72,6 +97,10 @@ class LocalMethod(PublishingMethod[int]):
             found = self._compare_tree(plan, target, name)
         elif not plan.is_dir and stat.S_ISREG(st.st_mode):
             match = self.compare_file(plan.entries[0], target, name)
+            if match is None and self.repairs_own_output and _published_by_us(st, ctx.repairable):
+                log.warning("job %s: %s no longer holds what this service published; staged again", ctx.job_id, name)
+                os.unlink(name, dir_fd=target)
+                return None
             found = None if match is None else [match]
         if found is None:
             raise self.conflict()
@@ -96,7 +125,7 @@ class LocalMethod(PublishingMethod[int]):
 
     def transfer(self, target: int, ctx: TransferContext) -> list[FileChecksum]:
         plan, name, temp = ctx.plan, ctx.destination.name, temp_name(ctx.job_id, ctx.attempt)
-        total, done = plan.bytes_total, [0]
+        total, done, durable = plan.bytes_total, [0], ctx.settings.fsync
 
         def progress_of_file(file_done: int) -> None:
             ctx.report_progress(done[0] + file_done, total)
@@ -108,10 +137,13 @@ class LocalMethod(PublishingMethod[int]):
                 adler = self.place_file(entry, target, name if self.places_atomically else temp, ctx, progress_of_file)
             except FileExistsError:
                 raise DestinationAppeared(name) from None
-            if not self.places_atomically:
+            if self.places_atomically:
+                if durable:
+                    os.fsync(target)
+            else:
                 ctx.confirm_held()
-                publish_file(target, temp, name)
-            return [FileChecksum(entry, adler)]
+                publish_file(target, temp, name, durable=durable)
+            return [FileChecksum(entry, adler, file_identity(os.stat(name, dir_fd=target, follow_symlinks=False)))]
 
         checksums: list[FileChecksum] = []
         make_dir(target, temp, 0o700, ctx.owner)  # private until it is complete
@@ -123,11 +155,14 @@ class LocalMethod(PublishingMethod[int]):
                 dir_fd = dirs.fd(entry.parts[:-1])
                 if entry.is_dir:
                     make_dir(dir_fd, entry.parts[-1], owner=ctx.owner)
+                    dirs.fd(entry.parts)  # opened now, so that it is flushed below
                     continue
                 adler = self.place_file(entry, dir_fd, entry.parts[-1], ctx, progress_of_file)
                 done[0] += entry.size
                 checksums.append(FileChecksum(entry, adler))
             os.fchmod(top_fd, DIR_MODE)
+            if durable:
+                dirs.sync()
         ctx.confirm_held()
-        publish_dir(target, temp, name)
+        publish_dir(target, temp, name, durable=durable)
         return checksums

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from ..checksum import adler32_of_fd, adler32_of_file
-from ..copier import check_unchanged, copy_verified
+from ..copier import check_against_catalogue, check_unchanged, copy_verified
 from ..fsops import READ_FLAGS, READ_ONLY_FILE_MODE, create_temp_file
 from ..sources import PlannedFile
 from .base import FileChecksum, TransferContext
@@ -15,6 +15,7 @@ from .local import LocalMethod, Progress
 class LocalCopy(LocalMethod):
     name = "local_copy"
     description = "Copy into your user area (verified, read-only); files and whole folders."
+    repairs_own_output = True
 
     def compare_file(self, source: PlannedFile, dir_fd: int, name: str) -> FileChecksum | None:
         dest_fd = os.open(name, READ_FLAGS, dir_fd=dir_fd)
@@ -42,9 +43,12 @@ class LocalCopy(LocalMethod):
                     max_bytes_per_second=settings.max_bytes_per_second,
                 )
                 check_unchanged(before, src_fd, source.real)
+                check_against_catalogue(source, adler)
                 if ctx.owner is not None:
                     os.fchown(dst_fd, *ctx.owner)
                 os.fchmod(dst_fd, READ_ONLY_FILE_MODE)
+                if settings.fsync:
+                    os.fsync(dst_fd)
             finally:
                 os.close(dst_fd)
         finally:

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..catalogue import Catalogue
+from ..config import Settings
 from ..errors import StagingError
 from ..paths import StorageRoots
 from .archive import ArchivePath
 from .base import PlannedFile, Source, SourcePlan
+from .rucio_did import RucioDid
 
 __all__ = ["PlannedFile", "Source", "SourcePlan", "Sources"]
 
@@ -23,15 +26,32 @@ class Sources:
         self._kinds = list(kinds)
 
     @classmethod
-    def of_site(cls, roots: StorageRoots) -> Sources:
+    def of_site(cls, roots: StorageRoots, settings: Settings | None = None) -> Sources:
         """The kinds this site offers (the first is the default when a request names none)."""
-        return cls([ArchivePath(roots)])
+        kinds: list[Source] = [ArchivePath(roots)]
+        if settings is not None and settings.rucio_url:
+            catalogue = Catalogue(settings)
+            kinds.append(RucioDid(roots, catalogue, settings.rucio_rse_mounts, settings.group_rucio_scopes))
+        return cls(kinds)
+
+    @property
+    def fields(self) -> list[str]:
+        return [kind.field for kind in self._kinds]
+
+    def dids(self) -> RucioDid:
+        """The DID kind, for the catalogue's own verbs (search, describe); refused when none is configured."""
+        for kind in self._kinds:
+            if isinstance(kind, RucioDid):
+                return kind
+        raise StagingError("unsupported_source", "this site does not accept DIDs (no Rucio is configured)")
 
     def of(self, record: object) -> tuple[Source, str | None]:
         """The kind whose field ``record`` (a request item or a job) fills, with its string.
 
         The archive path is the default, so a record that names no source is refused by its checks.
         """
+        if getattr(record, "did", None) is not None and "did" not in self.fields:
+            raise StagingError("unsupported_source", "this site does not accept DIDs (no Rucio is configured)")
         filled = [kind for kind in self._kinds if getattr(record, kind.field, None) is not None]
         if len(filled) > 1:
             names = " or ".join(kind.field for kind in self._kinds)

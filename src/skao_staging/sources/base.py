@@ -58,6 +58,11 @@ class Source(ABC):
 
     field: ClassVar[str]
 
+    def expand(self, raw: str | None, groups: frozenset[str] | None = None) -> list[tuple[str, tuple[str, ...]]] | None:
+        """A collection named by ``raw`` as its members: (member's string, where it lands below the
+        item's destination), expanded when a caller in ``groups`` submits it; None for a single source."""
+        return None
+
     @abstractmethod
     def plan(self, raw: str | None, groups: frozenset[str] | None) -> SourcePlan:
         """Resolve ``raw`` for a caller in ``groups`` (None: unrestricted) into a plan, or raise StagingError.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -19,13 +19,17 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", tags=["health"], summary="The job database is reachable")
-async def readyz(service: ServiceDep) -> JSONResponse:
+@router.get("/readyz", tags=["health"], summary="Started, and the job database is reachable")
+async def readyz(request: Request) -> JSONResponse:
+    """503 with the reason (``database_unavailable``, ``schema_not_current``) until the service is ready."""
     try:
-        await run_in_threadpool(service.ping_database)
+        runtime = request.app.state.startup.check()
+        await run_in_threadpool(runtime.service.ping_database)
+    except StagingError as problem:
+        return JSONResponse(problem.to_dict(), status_code=problem.status_code)
     except Exception:
-        error = StagingError("database_unavailable", "the job database is unavailable")
-        return JSONResponse(error.to_dict(), status_code=error.status_code)
+        down = StagingError("database_unavailable", "the job database is unavailable")
+        return JSONResponse(down.to_dict(), status_code=down.status_code)
     return JSONResponse({"status": "ready"})
 
 
@@ -40,6 +44,8 @@ def site_config(service: ServiceDep) -> SiteConfig:
         file_tool_enabled=service.settings.enable_file_tool,
         file_tool_max_bytes=service.settings.file_tool_max_bytes,
         error_codes={code: entry.meaning for code, entry in CODES.items()},
+        dids=bool(service.settings.rucio_url),
+        rucio_rse=service.settings.rucio_rse if service.settings.rucio_url else None,
     )
 
 

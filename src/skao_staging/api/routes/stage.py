@@ -13,7 +13,7 @@ from ...errors import status_for
 from ...items import StageItem
 from ..deps import ServiceDep, WaitersDep, staging_caller
 from ..schemas import ErrorBody, Job, StageBody
-from .download import download_response
+from .download import FILE_SCHEMA, download_response
 
 router = APIRouter(tags=["staging"])
 
@@ -24,6 +24,10 @@ router = APIRouter(tags=["staging"])
     summary="Stage data (the seed's endpoint)",
     response_model=Job,
     responses={
+        200: {
+            "description": "The finished job; for direct_download, the file itself with its own media type",
+            "content": {"*/*": {"schema": FILE_SCHEMA}},
+        },
         202: {"model": Job, "description": "Still running after the wait limit; poll /api/v1/jobs/{id}"},
         400: {"model": ErrorBody},
         403: {"model": ErrorBody},
@@ -48,7 +52,7 @@ async def stage_data(
     Answers 200 with the finished job (``succeeded``, or ``skipped`` when the destination already
     holds the same content), an error with its code, or for ``direct_download`` the file itself.
     """
-    item = StageItem(method, username, body.local_path_on_storage, body.relative_path)
+    item = StageItem(method, username, body.local_path_on_storage, body.relative_path, body.did)
     caller, item = await staging_caller(request, service, item)
     if item.method == "direct_download" and "direct_download" in service.methods.enabled:
         return await download_response(service, item, caller)

@@ -64,8 +64,18 @@ class NewFile(BaseModel):
     text: str | None = Field(None, description="The file's text")
 
 
-@router.post("/files", status_code=201, summary="Create a test file in the storage (admins, when enabled)")
-def create_file(body: NewFile, service: ServiceDep, identity: IdentityDep) -> dict[str, object]:
+class CreatedFile(BaseModel):
+    local_path_on_storage: str
+    bytes: int
+
+
+@router.post(
+    "/files",
+    status_code=201,
+    response_model=CreatedFile,
+    summary="Create a test file in the storage (admins, when enabled)",
+)
+def create_file(body: NewFile, service: ServiceDep, identity: IdentityDep) -> CreatedFile:
     """Writes only inside the first storage root, never overwrites, and stays under the size limit."""
     path, size = service.create_test_file(body.path, body.size, body.text, identity)
-    return {"local_path_on_storage": path, "bytes": size}
+    return CreatedFile(local_path_on_storage=path, bytes=size)
