@@ -13,9 +13,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 
 from cluster import FINAL, Cluster, query
-from conftest import PrivateDatabase, leftovers
+from conftest import PrivateDatabase, leftovers, make_settings
+from skao_staging.db import Database, JobStatus, StagingJob, upgrade
+from skao_staging.runtime import Runtime
 from test_scale import copy_item
 
 MIB = 1024 * 1024
@@ -161,7 +164,10 @@ def test_database_blips_orphan_no_claim_and_charge_no_attempt(
             db.name, "SELECT outcome, error_code, COUNT(*) FROM staging_attempts GROUP BY 1, 2", db.server.port
         )
         assert attempts == [("succeeded", None, 1200)], f"attempts charged to the outages: {attempts}"
-        assert statistics.median(latencies) < 0.05, f"refusals during the outage took {latencies}"
+        # Refused at once, not after a connect timeout or a lease: a bound far from the ~20-60 ms
+        # measured, so that a busy machine does not fail it (speed itself is for bench/).
+        assert statistics.median(latencies) < 1.0, f"refusals during the outage took {latencies}"
+        print(f"refusals during the outages: median {statistics.median(latencies) * 1000:.0f} ms")
         assert leftovers(cluster.users) == []
     finally:
         cluster.stop()
@@ -280,3 +286,39 @@ def test_a_copy_is_flushed_before_it_is_published(cluster_factory: Callable[...,
     renamed = first(calls, flushed_file, "rename", '"tree"')
     assert max(flushed_dirs) < renamed
     first(calls, renamed, "fsync(", f"<{area}>)")
+
+
+def test_a_claim_on_its_way_to_running_is_never_released_as_an_orphan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The heartbeat may run between a claim's commit and its job being counted as running here
+    (after a freeze, say). That claim is no orphan: released, its attempt number came again in
+    another worker while the first still wrote under it, and the job failed destination_exists."""
+    settings = make_settings(tmp_path, f"sqlite:///{tmp_path}/jobs.db", lease_seconds=3.0)  # a beat: 1 s
+    db = Database(settings.database_url)
+    upgrade(db)
+    runtime = Runtime(settings, db, role="test", threads=0)
+    executor, jobs = runtime.executor, runtime.executor.jobs
+    fields = {"username": "ada", "method": "local_copy", "local_path_on_storage": "a", "relative_path": "a"}
+    fields |= {"request_id": "r1", "item_index": 0}
+    jobs.create(status=JobStatus.QUEUED, **fields)
+    claim_in_the_database = jobs.claim_next
+
+    def claim_then_beat(worker_id: str, max_running_per_user: int = 0) -> StagingJob | None:
+        job = claim_in_the_database(worker_id, max_running_per_user)
+        assert job is not None
+        time.sleep(1.3)  # frozen here, for more than a beat and less than the lease
+        runtime.heartbeat.beat()
+        return job
+
+    monkeypatch.setattr(jobs, "claim_next", claim_then_beat)
+    job = executor.claim_next()
+    assert job is not None
+    row = jobs.get(job.id)
+    assert row is not None and (row.status, row.worker_id, row.attempts) == (JobStatus.RUNNING, executor.process_id, 1)
+
+    executor.active.discard(job.id)  # now a claim whose start failed: the next beat gives it back
+    runtime.heartbeat.beat()
+    row = jobs.get(job.id)
+    assert row is not None and (row.status, row.worker_id, row.attempts) == (JobStatus.QUEUED, None, 0)
+    db.dispose()

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from conftest import LiveService, leftovers, tree_files
+from skao_staging.fsops import temp_name
 
 
 def adler(data: bytes) -> str:
@@ -250,3 +251,23 @@ def test_a_full_disk_answers_no_space_and_leaves_nothing(service: LiveService, u
         response = service.stage("local_copy", user, f"{name}/large.bin", "large.bin")
         assert response.status_code == 507 and response.json()["code"] == "no_space", response.text
         assert list(area.iterdir()) == [], "no byte of the copy stays behind"
+
+
+def test_a_stale_temporary_with_this_attempts_number_is_replaced(service: LiveService, user: str, name: str) -> None:
+    """An attempt number can come again (a claim given back unstarted, a refunded attempt): a temporary
+    left under it is stale, not a sign that the destination is taken."""
+    data = os.urandom(70000)
+    service.write_source(f"{name}/a.bin", data)
+    make_tree(service, name)
+    first = service.stage("local_copy", user, f"{name}/a.bin", "first.bin")
+    area = service.user_area(user)
+    next_job = first.json()["job_id"] + 1
+    (area / temp_name(next_job, 1)).write_bytes(b"torn")  # a file's temporary
+    (area / temp_name(next_job + 1, 1)).mkdir()  # a folder's
+    for source, relative in ((f"{name}/a.bin", "copy.bin"), (f"{name}/obs.ms", "obs.ms")):
+        response = service.stage("local_copy", user, source, relative)
+        assert response.status_code == 200, response.text
+        assert response.json()["status"] == "succeeded", response.json()
+    assert (area / "copy.bin").read_bytes() == data
+    assert tree_files(area / "obs.ms") == tree_files(service.storage / name / "obs.ms")
+    assert leftovers(area) == []

@@ -14,13 +14,14 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import TypeVar
 
 from sqlalchemy.exc import OperationalError
 
 from . import metrics
 from .config import Settings
-from .db import JobStatus, JobStore, StagingJob
+from .db import JobStatus, JobStore, StagingJob, utcnow
 from .errors import StagingError, from_os_error
 from .hooks import Hook
 from .logs import get_logger
@@ -51,12 +52,35 @@ class JobTakenOver(Exception):
 
 
 class ActiveJobs:
-    """The jobs running in this process, and which of them were cancelled through this process."""
+    """The jobs running in this process, and which of them were cancelled through this process.
+
+    A claim is "in flight" from before its database update until its job is added here: the
+    database may already hold it for this process while it is missing from the running jobs.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._running: set[int] = set()
         self._cancelled: set[int] = set()
+        self._claims_started: list[datetime] = []  # of the claims in flight
+
+    @contextmanager
+    def claiming(self) -> Iterator[None]:
+        """Around a claim and the ``add`` of its job (the claim's lease starts after this began)."""
+        started = utcnow()
+        with self._lock:
+            self._claims_started.append(started)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._claims_started.remove(started)
+
+    def snapshot(self) -> tuple[list[int], datetime]:
+        """The running jobs, and a time before which every claim of this process is among them
+        unless it failed to start: now, or the start of the oldest claim still in flight."""
+        with self._lock:
+            return sorted(self._running), min([utcnow(), *self._claims_started])
 
     def add(self, job_id: int) -> None:
         with self._lock:
@@ -135,23 +159,30 @@ class Executor:
 
     def claim_next(self) -> StagingJob | None:
         """The next job for this process, within the per-user limit of running jobs."""
-        job = self.jobs.claim_next(self.process_id, self.settings.max_running_per_user)
+        with self.active.claiming():
+            job = self.jobs.claim_next(self.process_id, self.settings.max_running_per_user)
+            self._count_as_running(job)
         # On SQLite the claim is exact (one writer); elsewhere concurrent claimers can overshoot.
         return self._hold(job, check_limit=not self.jobs.db.is_sqlite)
 
     def claim(self, job_id: int) -> StagingJob | None:
         """A given queued job for this process (a direct hand-off), within the per-user limit."""
-        return self._hold(self.jobs.claim(job_id, self.process_id), check_limit=True)
+        with self.active.claiming():
+            job = self.jobs.claim(job_id, self.process_id)
+            self._count_as_running(job)
+        return self._hold(job, check_limit=True)
+
+    def _count_as_running(self, job: StagingJob | None) -> None:
+        """A fresh claim runs here from now on: the heartbeat keeps its lease and never releases it."""
+        if job is not None:
+            self.active.add(job.id)
 
     def _hold(self, job: StagingJob | None, *, check_limit: bool) -> StagingJob | None:
-        """Count a fresh claim as running here at once (the heartbeat keeps its lease from now on).
-
-        A claim over the per-user limit, or whose check the database did not answer, is given back
-        before it starts: released, not charged an attempt.
+        """Keep a fresh claim, unless it is over the per-user limit or the database did not answer
+        that check: then it is given back before it starts, released, not charged an attempt.
         """
         if job is None:
             return None
-        self.active.add(job.id)
         if check_limit and not self._within_user_limit(job):
             self._with_database(lambda: self.jobs.release(job.id, self.process_id), f"job {job.id}: release")
             self.active.discard(job.id)  # if the release failed too, the heartbeat releases the orphan

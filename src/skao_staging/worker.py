@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from . import metrics
 from .config import Settings
-from .db import Expired, StagingJob, utcnow
+from .db import Expired, StagingJob
 from .execution import Executor
 from .hooks import Hook
 from .logs import get_logger
@@ -120,12 +120,7 @@ class Heartbeat:
         executor, settings = self.executor, self.settings
         active = executor.active.ids()
         executor.jobs.heartbeat(active, executor.process_id)
-        orphans = executor.jobs.release_orphans(
-            executor.process_id, active, utcnow() - timedelta(seconds=self.interval)
-        )
-        if orphans:
-            log.warning("released %d claim(s) whose start failed; they wait in the queue again", orphans)
-            self.jobs_queued(orphans)
+        self._release_orphans()
         metrics.HEARTBEAT.set_to_current_time()
         metrics.RUNNING_HERE.set(len(active))
         expired = executor.jobs.requeue_expired(settings.lease_seconds, settings.max_attempts)
@@ -136,6 +131,21 @@ class Heartbeat:
             log.warning("job %s failed: the process running its last attempt stopped", job_id)
             executor.remove_leftovers(job_id)
         return expired
+
+    def _release_orphans(self) -> None:
+        """Give back claims of this process that never started (a follow-up of the claim failed).
+
+        Only claims older by a beat than a snapshot of what runs here, and older than any claim
+        still on its way to running: such a claim is never taken for an orphan.
+        """
+        executor = self.executor
+        running, complete_before = executor.active.snapshot()
+        orphans = executor.jobs.release_orphans(
+            executor.process_id, running, complete_before - timedelta(seconds=self.interval)
+        )
+        if orphans:
+            log.warning("released %d claim(s) whose start failed; they wait in the queue again", orphans)
+            self.jobs_queued(orphans)
 
     def _run(self) -> None:
         while not self._stopping.wait(self.interval):

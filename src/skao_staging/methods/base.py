@@ -156,7 +156,9 @@ class PublishingMethod(StagingMethod, Generic[Target]):
         return self.result(outcome, ctx, checksums, read_only, note)
 
     def _place(self, target: Target, ctx: TransferContext) -> tuple[Outcome, list[FileChecksum]]:
-        for earlier in range(1, ctx.attempt):  # left by earlier attempts that died
+        # Left by earlier attempts that died; the number of a claim given back unstarted or of a
+        # refunded attempt is used again, so a temporary of this very number may be stale too.
+        for earlier in range(1, ctx.attempt + 1):
             self.remove_temporary(target, ctx, earlier)
         if (found := self.existing(target, ctx)) is not None:
             return "skipped", found
