@@ -354,3 +354,69 @@ def test_nested_containers_land_by_dataset(service: LiveService, catalogue: Cata
     area = service.user_area("ola") / "p"
     found = sorted(str(path.relative_to(area)) for path in area.rglob("*") if path.is_file())
     assert found == ["extra/c.fits", "survey/a.fits", "survey/b.fits"]
+
+
+def test_credentials_from_a_token_file_the_site_refreshes(catalogue: Catalogue, tmp_path: Path) -> None:
+    """STAGING_RUCIO_TOKEN_FILE instead of userpass: the token is read again whenever the file changes."""
+    token_file = tmp_path / "rucio-token"
+    token_file.write_text(userpass_token(catalogue.server) + "\n")
+    account = {key: value for key, value in RUCIO_ACCOUNT.items() if key not in ("rucio_username", "rucio_password")}
+    server, site = live(
+        tmp_path,
+        **account,
+        rucio_url=catalogue.server.url,
+        rucio_token_file=token_file,
+        rucio_rse_mounts={catalogue.site.pfn_prefix: catalogue.site.mount},
+        storage_roots=[catalogue.site.mount],
+    )
+    with server:
+        first = stage_did(site, "local_copy", "tia", "sky:b.fits", "b.fits")
+        assert first.status_code == 200 and first.json()["status"] == "succeeded", first.text
+
+        token_file.write_text("expired-or-revoked\n")
+        refused = stage_did(site, "local_copy", "tia", "sky:c.fits", "c.fits")
+        assert refused.status_code == 502 and refused.json()["code"] == "rucio_forbidden", refused.text
+        assert "expired-or-revoked" not in refused.text
+
+        token_file.write_text(userpass_token(catalogue.server) + "\n")  # the site's refresh
+        again = stage_did(site, "local_copy", "tia", "sky:c.fits", "c.fits")
+        assert again.status_code == 200 and again.json()["status"] == "succeeded", again.text
+    assert (site.user_area("tia") / "c.fits").read_bytes() == catalogue.files["c.fits"]
+
+
+def userpass_token(server: RucioServer) -> str:
+    headers = {"X-Rucio-Account": "root", "X-Rucio-Username": "ddmlab", "X-Rucio-Password": "secret"}
+    return httpx.get(f"{server.url}/auth/userpass", headers=headers).headers["x-rucio-auth-token"]
+
+
+@pytest.mark.parametrize("verify_links", [False, True])
+def test_a_hard_link_checks_the_catalogues_size_and_optionally_its_checksum(
+    catalogue: Catalogue, tmp_path: Path, verify_links: bool
+) -> None:
+    data = os.urandom(2048)
+    name = f"link-{verify_links}.fits"
+    path = catalogue.site.add_file("sky", name, data)
+    path.chmod(0o644)
+    path.write_bytes(bytes([data[0] ^ 0xFF]) + data[1:])  # same size, other bytes
+    path.chmod(0o444)
+    shrunk = catalogue.site.add_file("sky", f"shrunk-{verify_links}.fits", data)
+    shrunk.chmod(0o644)
+    shrunk.write_bytes(data[:-1])
+    shrunk.chmod(0o444)
+    server, site = live(
+        tmp_path,
+        **RUCIO_ACCOUNT,
+        rucio_url=catalogue.server.url,
+        rucio_verify_links=verify_links,
+        rucio_rse_mounts={catalogue.site.pfn_prefix: catalogue.site.mount},
+        storage_roots=[catalogue.site.mount],
+    )
+    with server:
+        linked = stage_did(site, "symlink_copy", "uma", f"sky:{name}", name)
+        short = stage_did(site, "symlink_copy", "uma", f"sky:shrunk-{verify_links}.fits", "shrunk.fits")
+    assert short.json()["code"] == "checksum_mismatch", short.text  # the size is always checked
+    if verify_links:
+        assert linked.status_code == 500 and linked.json()["code"] == "checksum_mismatch", linked.text
+        assert list(site.user_area("uma").iterdir()) == [], "nothing is linked"
+    else:
+        assert linked.status_code == 200 and linked.json()["status"] == "succeeded", linked.text

@@ -9,11 +9,13 @@ carries a credential.
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 from .config import Settings
@@ -88,25 +90,35 @@ class Catalogue:
             raise StagingError("unsupported_source", "this site does not accept DIDs (no Rucio is configured)")
         self.settings = settings
         self._local = threading.local()
+        if settings.rucio_token_file is not None:
+            self._token_file = _TokenFile(settings.rucio_token_file)
 
     def _client(self) -> Any:
         client = getattr(self._local, "client", None)
         if client is None:
-            from rucio.client import Client
-
-            settings = self.settings
-            password = settings.rucio_password.get_secret_value() if settings.rucio_password else None
             with _rucio_errors():
-                client = Client(
-                    rucio_host=settings.rucio_url,
-                    auth_host=settings.rucio_auth_url or settings.rucio_url,
-                    account=settings.rucio_account,
-                    auth_type="userpass",
-                    creds={"username": settings.rucio_username, "password": password},
-                    timeout=int(settings.rucio_timeout_seconds),
-                )
+                client = self._new_client()
             self._local.client = client
+        if self.settings.rucio_token_file is not None:
+            self._token_file.refresh(client)
         return client
+
+    def _new_client(self) -> Any:
+        from rucio.client import Client
+
+        settings = self.settings
+        common = {
+            "rucio_host": settings.rucio_url,
+            "auth_host": settings.rucio_auth_url or settings.rucio_url,
+            "account": settings.rucio_account,
+            "timeout": int(settings.rucio_timeout_seconds),
+        }
+        if settings.rucio_token_file is not None:
+            # The client reads a bearer token file where the WLCG discovery says (BEARER_TOKEN_FILE)
+            os.environ["BEARER_TOKEN_FILE"] = str(settings.rucio_token_file)
+            return Client(**common, auth_type="oidc")
+        password = settings.rucio_password.get_secret_value() if settings.rucio_password else None
+        return Client(**common, auth_type="userpass", creds={"username": settings.rucio_username, "password": password})
 
     def _call(self, action: Callable[[Any], T]) -> T:
         with _rucio_errors():
@@ -210,6 +222,33 @@ class Catalogue:
                 if did in wanted and replica is not None:  # a collection's rows name its files, not it
                     found[did] = replica
         return found
+
+
+class _TokenFile:
+    """The site's token file, read again into every client whenever it changed (the site refreshes it)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._stamp: tuple[int, int] | None = None
+        self._token = ""
+
+    def refresh(self, client: Any) -> None:
+        token = self._current()
+        if token and client.auth_token != token:
+            client.auth_token = token
+            client.headers["X-Rucio-Auth-Token"] = token
+
+    def _current(self) -> str:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return self._token  # being replaced: keep the last one
+        with self._lock:
+            if (st.st_mtime_ns, st.st_ino) != self._stamp:
+                self._token = self.path.read_text().strip()
+                self._stamp = (st.st_mtime_ns, st.st_ino)
+            return self._token
 
 
 def _replica_of(row: dict[str, Any]) -> Replica | None:

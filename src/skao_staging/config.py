@@ -170,6 +170,11 @@ class Settings(BaseSettings):
     rucio_account: str | None = Field(None, description="The Rucio account the service reads the catalogue as.")
     rucio_username: str | None = Field(None, description="userpass credentials of that account.")
     rucio_password: SecretStr | None = Field(None, description="userpass credentials of that account.")
+    rucio_token_file: Path | None = Field(
+        None,
+        description="A file holding a token of that account, kept fresh by the site (read again when it "
+        "changes); instead of userpass.",
+    )
     rucio_rse: str | None = Field(None, description="The site's RSE, or an RSE expression, whose replicas are read.")
     rucio_rse_mounts: dict[str, Path] = Field(
         default_factory=dict,
@@ -177,6 +182,11 @@ class Settings(BaseSettings):
         "(each mapped path must lie inside a storage root).",
     )
     rucio_timeout_seconds: float = Field(30.0, gt=0, description="Timeout of one request to Rucio.")
+    rucio_verify_links: bool = Field(
+        False,
+        description="symlink_copy of a DID also reads the file to check its adler32 against the catalogue "
+        "(the size is always checked).",
+    )
     group_rucio_scopes: dict[str, list[str]] = Field(
         default_factory=dict,
         description='JSON {"group": ["scope", ...]}: scopes named here are staged only by members of the groups '

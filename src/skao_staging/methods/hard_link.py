@@ -15,7 +15,9 @@ import os
 import stat
 from pathlib import Path
 
+from ..checksum import adler32_of_file
 from ..config import Settings
+from ..copier import check_against_catalogue
 from ..errors import StagingError
 from ..paths import Owner
 from ..sources import PlannedFile, SourcePlan
@@ -73,6 +75,8 @@ class HardLink(LocalMethod):
         return FileChecksum(source, None) if same else None
 
     def place_file(self, source: PlannedFile, dir_fd: int, name: str, ctx: TransferContext, progress: Progress) -> None:
+        if ctx.settings.rucio_verify_links and source.expected_adler32 is not None:
+            check_against_catalogue(source, adler32_of_file(source.real))
         try:
             os.link(source.real, name, dst_dir_fd=dir_fd, follow_symlinks=False)
         except OSError as exc:
