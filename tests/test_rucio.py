@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import LiveService
+from conftest import LiveService, tree_files
 from conftest import live_service as live
 from rucio_server import VENV, RucioServer, Site
 
@@ -420,3 +420,102 @@ def test_a_hard_link_checks_the_catalogues_size_and_optionally_its_checksum(
         assert list(site.user_area("uma").iterdir()) == [], "nothing is linked"
     else:
         assert linked.status_code == 200 and linked.json()["status"] == "succeeded", linked.text
+
+
+@pytest.fixture
+def replicating_site(catalogue: Catalogue, tmp_path: Path) -> Iterator[LiveService]:
+    """A service that looks at waiting jobs every 0.2 s and gives up on a replica after 4 s."""
+    server, site = live(
+        tmp_path,
+        **RUCIO_ACCOUNT,
+        rucio_url=catalogue.server.url,
+        rucio_rse_mounts={catalogue.site.pfn_prefix: catalogue.site.mount},
+        storage_roots=[catalogue.site.mount],
+        rucio_replication_poll_seconds=0.2,
+        rucio_replication_timeout_seconds=4,
+    )
+    with server:
+        yield site
+
+
+def ask_replication(site: LiveService, user: str, did: str, relative: str) -> httpx.Response:
+    body = {"did": did, "relative_path": relative, "request_replication": True}
+    return httpx.post(f"{site.url}/stage_data", params={"method": "local_copy", "username": user}, json=body)
+
+
+def wait_status(site: LiveService, job_id: int, wanted: str, timeout: float = 30) -> dict[str, object]:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while (job := site.get(f"/api/v1/jobs/{job_id}").json())["status"] != wanted:
+        assert time.monotonic() < deadline, job
+        time.sleep(0.1)
+    return job
+
+
+def test_a_did_not_at_the_site_waits_for_its_replication_then_stages(
+    replicating_site: LiveService, catalogue: Catalogue
+) -> None:
+    data = os.urandom(5000)
+    catalogue.other.add_file("sky", "wanted.fits", data)
+    site = replicating_site
+    refused = stage_did(site, "local_copy", "val", "sky:wanted.fits", "wanted.fits")
+    assert refused.status_code == 404 and refused.json()["code"] == "not_at_site", refused.text
+
+    asked = ask_replication(site, "val", "sky:wanted.fits", "wanted.fits")
+    assert asked.status_code == 202 and asked.json()["status"] == "waiting", asked.text
+    job_id = asked.json()["job_id"]
+    rule_id = site.job_row(job_id)["replication_rule"]
+    rule = catalogue.server.client().get_replication_rule(rule_id)
+    assert (rule["rse_expression"], rule["name"], rule["account"]) == ("SITE_LOCAL", "wanted.fits", "root")
+    assert 'skao_staging_jobs{method="local_copy",state="waiting"} 1.0' in httpx.get(f"{site.url}/metrics").text
+    assert site.get(f"/api/v1/jobs/{job_id}").json()["status"] == "waiting"
+
+    catalogue.site.arrive("sky", "wanted.fits", data)  # the transfer service did its work
+    job = wait_status(site, job_id, "succeeded")
+    assert job["checksum"] == adler(data)
+    assert (site.user_area("val") / "wanted.fits").read_bytes() == data
+
+
+def test_a_dataset_partly_at_the_site_stages_what_is_here_and_waits_for_the_rest(
+    replicating_site: LiveService, catalogue: Catalogue
+) -> None:
+    here, far = os.urandom(300), os.urandom(400)
+    catalogue.site.add_file("sky", "half-here.fits", here)
+    catalogue.other.add_file("sky", "half-far.fits", far)
+    client = catalogue.server.client()
+    client.add_dataset("sky", "half")
+    client.attach_dids("sky", "half", [{"scope": "sky", "name": n} for n in ("half-here.fits", "half-far.fits")])
+    site = replicating_site
+    item = {"method": "local_copy", "did": "sky:half", "relative_path": "half", "request_replication": True}
+    accepted = httpx.post(f"{site.url}/api/v1/jobs", json={"username": "wes", "items": [item]})
+    assert accepted.status_code == 202, accepted.text
+    jobs = {item["job"]["did"]: item["job"] for item in accepted.json()["items"]}
+    assert jobs["sky:half-far.fits"]["status"] == "waiting"
+    wait_status(site, jobs["sky:half-here.fits"]["job_id"], "succeeded")
+    rule_id = site.job_row(jobs["sky:half-far.fits"]["job_id"])["replication_rule"]
+    assert client.get_replication_rule(rule_id)["name"] == "half", "one rule, on the dataset asked for"
+
+    catalogue.site.arrive("sky", "half-far.fits", far)
+    wait_status(site, jobs["sky:half-far.fits"]["job_id"], "succeeded")
+    assert tree_files(site.user_area("wes") / "half") == {"half-here.fits": here, "half-far.fits": far}
+    request = site.get(f"/api/v1/requests/{accepted.json()['request_id']}").json()
+    assert request["state"] == "succeeded", request
+
+
+def test_a_stuck_rule_a_late_replica_and_a_cancelled_wait_end_the_job(
+    replicating_site: LiveService, catalogue: Catalogue
+) -> None:
+    for name in ("stuck.fits", "late.fits", "unwanted.fits"):
+        catalogue.other.add_file("sky", name, name.encode())
+    site = replicating_site
+    stuck, late, unwanted = (
+        ask_replication(site, "xia", f"sky:{name}", name).json()["job_id"]
+        for name in ("stuck.fits", "late.fits", "unwanted.fits")
+    )
+    catalogue.server.client().update_replication_rule(site.job_row(stuck)["replication_rule"], {"state": "STUCK"})
+    assert wait_status(site, stuck, "failed")["error_code"] == "replication_stuck"
+    assert httpx.delete(f"{site.url}/api/v1/jobs/{unwanted}").status_code in (200, 202)
+    assert site.get(f"/api/v1/jobs/{unwanted}").json()["status"] == "cancelled"
+    assert wait_status(site, late, "failed", timeout=15)["error_code"] == "replication_timeout"
+    assert not any(site.user_area("xia").rglob("*")), "nothing was staged"

@@ -224,7 +224,7 @@ export interface components {
        * Code
        * @enum {string}
        */
-      code: "admin_only" | "body_too_large" | "checksum_mismatch" | "database_unavailable" | "destination_blocked" | "destination_exists" | "destination_not_found" | "did_collision" | "did_not_found" | "download_interrupted" | "file_exists" | "file_too_large" | "file_tool_disabled" | "forbidden" | "internal_error" | "interrupted" | "invalid_did" | "invalid_path" | "invalid_request" | "invalid_token" | "invalid_username" | "io_error" | "job_cancelled" | "job_finished" | "job_not_found" | "jupyter_error" | "jupyter_forbidden" | "jupyter_spawn_failed" | "jupyter_unavailable" | "jupyter_upload_failed" | "jupyter_user_unknown" | "link_not_permitted" | "link_not_possible" | "method_not_allowed" | "method_not_enabled" | "no_space" | "not_at_site" | "not_found" | "oidc_unavailable" | "permission_denied" | "quota_exceeded" | "request_not_found" | "rucio_forbidden" | "rucio_unavailable" | "schema_not_current" | "scope_forbidden" | "source_changed" | "source_forbidden" | "source_not_found" | "source_outside_storage" | "source_writable" | "too_many_items" | "too_many_jobs" | "unauthenticated" | "unknown_method" | "unsafe_destination" | "unsupported_source" | "verification_failed";
+      code: "admin_only" | "body_too_large" | "checksum_mismatch" | "database_unavailable" | "destination_blocked" | "destination_exists" | "destination_not_found" | "did_collision" | "did_not_found" | "download_interrupted" | "file_exists" | "file_too_large" | "file_tool_disabled" | "forbidden" | "internal_error" | "interrupted" | "invalid_did" | "invalid_path" | "invalid_request" | "invalid_token" | "invalid_username" | "io_error" | "job_cancelled" | "job_finished" | "job_not_found" | "jupyter_error" | "jupyter_forbidden" | "jupyter_spawn_failed" | "jupyter_unavailable" | "jupyter_upload_failed" | "jupyter_user_unknown" | "link_not_permitted" | "link_not_possible" | "method_not_allowed" | "method_not_enabled" | "no_space" | "not_at_site" | "not_found" | "oidc_unavailable" | "permission_denied" | "quota_exceeded" | "replication_stuck" | "replication_timeout" | "request_not_found" | "rucio_forbidden" | "rucio_unavailable" | "schema_not_current" | "scope_forbidden" | "source_changed" | "source_forbidden" | "source_not_found" | "source_outside_storage" | "source_writable" | "too_many_items" | "too_many_jobs" | "unauthenticated" | "unknown_method" | "unsafe_destination" | "unsupported_source" | "verification_failed";
       /** Detail */
       detail: string;
     };
@@ -237,7 +237,7 @@ export interface components {
        * Code
        * @enum {string}
        */
-      code: "admin_only" | "body_too_large" | "checksum_mismatch" | "database_unavailable" | "destination_blocked" | "destination_exists" | "destination_not_found" | "did_collision" | "did_not_found" | "download_interrupted" | "file_exists" | "file_too_large" | "file_tool_disabled" | "forbidden" | "internal_error" | "interrupted" | "invalid_did" | "invalid_path" | "invalid_request" | "invalid_token" | "invalid_username" | "io_error" | "job_cancelled" | "job_finished" | "job_not_found" | "jupyter_error" | "jupyter_forbidden" | "jupyter_spawn_failed" | "jupyter_unavailable" | "jupyter_upload_failed" | "jupyter_user_unknown" | "link_not_permitted" | "link_not_possible" | "method_not_allowed" | "method_not_enabled" | "no_space" | "not_at_site" | "not_found" | "oidc_unavailable" | "permission_denied" | "quota_exceeded" | "request_not_found" | "rucio_forbidden" | "rucio_unavailable" | "schema_not_current" | "scope_forbidden" | "source_changed" | "source_forbidden" | "source_not_found" | "source_outside_storage" | "source_writable" | "too_many_items" | "too_many_jobs" | "unauthenticated" | "unknown_method" | "unsafe_destination" | "unsupported_source" | "verification_failed";
+      code: "admin_only" | "body_too_large" | "checksum_mismatch" | "database_unavailable" | "destination_blocked" | "destination_exists" | "destination_not_found" | "did_collision" | "did_not_found" | "download_interrupted" | "file_exists" | "file_too_large" | "file_tool_disabled" | "forbidden" | "internal_error" | "interrupted" | "invalid_did" | "invalid_path" | "invalid_request" | "invalid_token" | "invalid_username" | "io_error" | "job_cancelled" | "job_finished" | "job_not_found" | "jupyter_error" | "jupyter_forbidden" | "jupyter_spawn_failed" | "jupyter_unavailable" | "jupyter_upload_failed" | "jupyter_user_unknown" | "link_not_permitted" | "link_not_possible" | "method_not_allowed" | "method_not_enabled" | "no_space" | "not_at_site" | "not_found" | "oidc_unavailable" | "permission_denied" | "quota_exceeded" | "replication_stuck" | "replication_timeout" | "request_not_found" | "rucio_forbidden" | "rucio_unavailable" | "schema_not_current" | "scope_forbidden" | "source_changed" | "source_forbidden" | "source_not_found" | "source_outside_storage" | "source_writable" | "too_many_items" | "too_many_jobs" | "unauthenticated" | "unknown_method" | "unsafe_destination" | "unsupported_source" | "verification_failed";
       /** Detail */
       detail: string;
       /** Job Id */
@@ -319,6 +319,12 @@ export interface components {
       method: string;
       /** Relative Path */
       relative_path: string;
+      /**
+       * Request Replication
+       * @description With did: files not at this site are replicated here by a Rucio rule on this DID; their jobs wait (status waiting) until their replicas are available, then stage.
+       * @default false
+       */
+      request_replication?: boolean;
     };
     /** JobPage */
     JobPage: {
@@ -335,7 +341,7 @@ export interface components {
      * JobStatus
      * @enum {string}
      */
-    JobStatus: "queued" | "running" | "succeeded" | "skipped" | "failed" | "cancelled";
+    JobStatus: "waiting" | "queued" | "running" | "succeeded" | "skipped" | "failed" | "cancelled";
     /** JobsAccepted */
     JobsAccepted: {
       /** Items */
@@ -492,6 +498,12 @@ export interface components {
        * @description Destination below the user's area; required except by direct_download, which ignores it.
        */
       relative_path?: string | null;
+      /**
+       * Request Replication
+       * @description With did: when the DID has no replica at this site, ask Rucio to replicate it here; the job waits (status waiting) until the replica is available, then stages.
+       * @default false
+       */
+      request_replication?: boolean;
     };
     /** StorageEntry */
     StorageEntry: {
@@ -606,7 +618,7 @@ export interface operations {
           "application/json": components["schemas"]["ErrorBody"];
         };
       };
-      /** @description Error; `code` is one of: `rucio_forbidden`, `jupyter_forbidden`, `jupyter_spawn_failed`, `jupyter_upload_failed`, `jupyter_error` */
+      /** @description Error; `code` is one of: `replication_stuck`, `rucio_forbidden`, `jupyter_forbidden`, `jupyter_spawn_failed`, `jupyter_upload_failed`, `jupyter_error` */
       502: {
         content: {
           "application/json": components["schemas"]["ErrorBody"];
@@ -665,7 +677,7 @@ export interface operations {
           "application/json": components["schemas"]["ErrorBody"];
         };
       };
-      /** @description Error; `code` is one of: `rucio_forbidden`, `jupyter_forbidden`, `jupyter_spawn_failed`, `jupyter_upload_failed`, `jupyter_error` */
+      /** @description Error; `code` is one of: `replication_stuck`, `rucio_forbidden`, `jupyter_forbidden`, `jupyter_spawn_failed`, `jupyter_upload_failed`, `jupyter_error` */
       502: {
         content: {
           "application/json": components["schemas"]["ErrorBody"];
@@ -1663,7 +1675,7 @@ export interface operations {
           "application/json": components["schemas"]["ErrorBody"];
         };
       };
-      /** @description Error; `code` is one of: `rucio_forbidden`, `jupyter_forbidden`, `jupyter_spawn_failed`, `jupyter_upload_failed`, `jupyter_error` */
+      /** @description Error; `code` is one of: `replication_stuck`, `rucio_forbidden`, `jupyter_forbidden`, `jupyter_spawn_failed`, `jupyter_upload_failed`, `jupyter_error` */
       502: {
         content: {
           "application/json": components["schemas"]["ErrorBody"];

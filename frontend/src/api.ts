@@ -6,7 +6,7 @@ import type { components } from './api-schema'
 type Schemas = components['schemas']
 
 export type JobStatus = Schemas['JobStatus']
-export const JOB_STATUSES: JobStatus[] = ['queued', 'running', 'succeeded', 'skipped', 'failed', 'cancelled']
+export const JOB_STATUSES: JobStatus[] = ['waiting', 'queued', 'running', 'succeeded', 'skipped', 'failed', 'cancelled']
 export type Job = Schemas['Job']
 export type JobPage = Schemas['JobPage']
 export type MethodInfo = Schemas['MethodInfo']

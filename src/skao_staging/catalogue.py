@@ -211,6 +211,39 @@ class Catalogue:
         where = f"; it is at {', '.join(elsewhere)}" if elsewhere else "; no site holds a replica"
         raise StagingError("not_at_site", f"{did} has no replica at this site ({rse}){where}", rses=elsewhere)
 
+    def request_replication(self, did: Did) -> str:
+        """A rule of the service's account that brings ``did`` to this site's RSE: its id.
+
+        An existing rule of the account for the DID and the RSE is reused (Rucio allows one).
+        """
+        settings = self.settings
+        lifetime = settings.rucio_replication_lifetime_seconds or None
+
+        def add_rule(client: Any) -> str:
+            from rucio.common.exception import DuplicateRule
+
+            try:
+                created = client.add_replication_rule(
+                    dids=[{"scope": did.scope, "name": did.name}],
+                    copies=1,
+                    rse_expression=settings.rucio_rse,
+                    lifetime=lifetime,
+                    comment="skao-staging: staging requested while not at this site",
+                )
+                return str(created[0])
+            except DuplicateRule:
+                for rule in client.list_did_rules(did.scope, did.name):
+                    if rule["rse_expression"] == settings.rucio_rse and rule["account"] == client.account:
+                        return str(rule["id"])
+                raise
+
+        return self._call(add_rule)
+
+    def rule_state(self, rule_id: str) -> tuple[str, str | None]:
+        """A rule's state (``OK``, ``REPLICATING``, ``STUCK``, ...) and its error, if any."""
+        rule: dict[str, Any] = self._call(lambda client: client.get_replication_rule(rule_id))
+        return str(rule["state"]).upper(), rule.get("error")
+
     def replicas(self, dids: list[Did]) -> dict[Did, Replica]:
         """The available replicas at this site of many files, asked in batches (one call per batch)."""
         found: dict[Did, Replica] = {}

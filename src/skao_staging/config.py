@@ -182,6 +182,15 @@ class Settings(BaseSettings):
         "(each mapped path must lie inside a storage root).",
     )
     rucio_timeout_seconds: float = Field(30.0, gt=0, description="Timeout of one request to Rucio.")
+    rucio_replication_lifetime_seconds: int = Field(
+        7 * 24 * 3600, ge=0, description="Lifetime of the replication rules the service creates (0: none)."
+    )
+    rucio_replication_timeout_seconds: float = Field(
+        24 * 3600.0, gt=0, description="A job waiting for its replica longer than this fails (replication_timeout)."
+    )
+    rucio_replication_poll_seconds: float = Field(
+        30.0, gt=0, description="How often each process looks whether waiting jobs' replicas arrived."
+    )
     rucio_verify_links: bool = Field(
         False,
         description="symlink_copy of a DID also reads the file to check its adler32 against the catalogue "

@@ -72,6 +72,10 @@ CODES: dict[str, ErrorCode] = {
     "did_not_found": ErrorCode(404, "The Rucio catalogue has no such DID."),
     "not_at_site": ErrorCode(404, "The DID has no replica at this site's RSE (the answer lists where it is)."),
     "did_collision": ErrorCode(409, "Two files of the DID would land on one name."),
+    "replication_stuck": ErrorCode(502, "Rucio's rule to bring the data to this site is STUCK."),
+    "replication_timeout": ErrorCode(
+        504, "The data did not reach this site in time (STAGING_RUCIO_REPLICATION_TIMEOUT_SECONDS)."
+    ),
     "checksum_mismatch": ErrorCode(500, "The replica's bytes do not match the catalogue's checksum or size."),
     "rucio_forbidden": ErrorCode(502, "Rucio refused the service's account."),
     "rucio_unavailable": ErrorCode(503, "Rucio cannot be reached.", retryable=True),

@@ -21,6 +21,7 @@ class StageItem:
     local_path_on_storage: str | None
     relative_path: str | None
     did: str | None = None  # a Rucio DID instead of an archive path
+    replicate: str | None = None  # not at this site: the DID to replicate here (this one, or its dataset)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "method", canonical_method(self.method))
@@ -30,7 +31,8 @@ class StageItem:
 
     def record(self) -> dict[str, Any]:
         """The item as job columns; raw user input made storable (valid UTF-8, cut to the column's size)."""
-        return clip_for_record({item.name: getattr(self, item.name) for item in fields(self)})
+        columns = StagingJob.__table__.columns
+        return clip_for_record({item.name: getattr(self, item.name) for item in fields(self) if item.name in columns})
 
 
 def clip_for_record(values: dict[str, Any]) -> dict[str, Any]:

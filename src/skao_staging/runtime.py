@@ -1,7 +1,8 @@
 """One process's staging machinery, assembled in one place for ``serve`` and ``worker``.
 
     jobs store ─ executor (claims, runs, records) ─ worker pool (threads) ─ heartbeat (leases)
-                     └── service (accepts requests; the routes' only entry)
+                     ├── service (accepts requests; the routes' only entry)
+                     └── replication watch (jobs waiting for a DID's replica; with Rucio only)
 
 Two hooks connect them: ``jobs_queued`` (wakes idle worker threads) and ``job_ended`` (wakes API
 requests waiting for a job run in this process).
@@ -15,6 +16,7 @@ from .execution import Executor, new_process_id
 from .hooks import Hook
 from .methods import MethodRegistry
 from .paths import StorageRoots
+from .replication import ReplicationWatch
 from .service import StagingService
 from .sources import Sources
 from .worker import Heartbeat, Worker
@@ -42,16 +44,23 @@ class Runtime:
         if self.worker is not None:
             self.jobs_queued.connect(self.worker.wake)
         self.heartbeat = Heartbeat(self.executor, settings, self.jobs_queued)
+        self.replication = (
+            ReplicationWatch(settings, jobs, sources.dids().catalogue, self.jobs_queued) if sources.has_dids else None
+        )
         self.service = StagingService(settings, jobs, roots, self.executor, self.worker, self.jobs_queued)
 
     def start(self) -> None:
         if self.worker is not None:
             self.worker.start()
         self.heartbeat.start()
+        if self.replication is not None:
+            self.replication.start()
 
     def stop(self) -> None:
         """Finish or hand back running jobs, stop beating, close the database."""
         if self.worker is not None:
             self.worker.stop(self.settings.shutdown_grace_seconds)
         self.heartbeat.stop()
+        if self.replication is not None:
+            self.replication.stop()
         self.db.dispose()

@@ -123,22 +123,46 @@ class StagingService:
     def submit(self, item: StageItem, caller: Identity) -> StagingJob:
         """Validate a staging request and queue it; a refusal is recorded, then raised."""
         try:
-            label, size = self._validate(item, caller.read_groups, self._owner(caller))
-            self._check_quotas(item.username, 1, size or 0)
+            accepted = self._accept(item, caller, {})
+            self._check_quotas(item.username, 1, accepted["bytes_total"] or 0)
         except StagingError as error:
             self.record_refusal(item, error)
             raise
         fields = {**self._owner_fields(caller), **item.record(), "request_id": str(uuid.uuid4()), "item_index": 0}
-        job = self.jobs.create(status=JobStatus.QUEUED, destination=label, bytes_total=size, **fields)
+        job = self.jobs.create(**accepted, **fields)
         log.info(
-            "job %s queued method=%s user=%s source=%s destination=%s",
+            "job %s %s method=%s user=%s source=%s destination=%s",
             job.id,
+            job.status,
             job.method,
             item.username,
             item.local_path_on_storage or item.did,
-            label,
+            job.destination,
         )
         return job
+
+    def _accept(self, item: StageItem, caller: Identity, rules: dict[str, str]) -> dict[str, Any]:
+        """The columns of an accepted item's job: queued, or waiting for its replica when it is not at
+        this site and the caller asked for replication (``rules``: the rules made for this request, by DID)."""
+        try:
+            label, size = self._validate(item, caller.read_groups, self._owner(caller))
+            return {"status": JobStatus.QUEUED, "destination": label, "bytes_total": size}
+        except StagingError as error:
+            if error.code != "not_at_site" or item.replicate is None:
+                raise
+        staging_method = self.methods.get(item.method)
+        username = validate_username(item.username)
+        destination = resolve_destination(self.settings.user_areas, username, item.relative_path)
+        if item.replicate not in rules:
+            rules[item.replicate] = self.sources.dids().catalogue.request_replication(Did.parse(item.replicate))
+        timeout = timedelta(seconds=self.settings.rucio_replication_timeout_seconds)
+        return {
+            "status": JobStatus.WAITING,
+            "destination": staging_method.destination_label(username, destination, self.settings),
+            "bytes_total": None,
+            "replication_rule": rules[item.replicate],
+            "wait_until": utcnow() + timeout,
+        }
 
     def stage_now(self, item: StageItem, caller: Identity) -> StagingJob:
         """Queue one job and run it in the calling thread when this process has a free worker slot.
@@ -174,20 +198,21 @@ class StagingService:
             return earlier, [(job, _refusal_of(job)) for job in self.jobs.jobs_of_request(earlier)]
         rows: list[dict[str, Any]] = []
         errors: list[StagingError | None] = []
+        rules: dict[str, str] = {}
         for index, (item, refused) in enumerate(checked):
             fields = {**self._owner_fields(caller), **item.record(), "request_id": request_id, "item_index": index}
             try:
                 if refused is not None:
                     raise refused
-                label, size = self._validate(item, caller.read_groups, self._owner(caller))
+                accepted = self._accept(item, caller, rules)
             except StagingError as error:
                 status = {"status": JobStatus.FAILED, "error_code": error.code, "error_reason": error.detail}
                 rows.append({**fields, **status, "finished_at": utcnow()})
                 errors.append(error)
                 continue
-            rows.append({**fields, "status": JobStatus.QUEUED, "destination": label, "bytes_total": size})
+            rows.append({**fields, **accepted})
             errors.append(None)
-        valid = [row for row in rows if row["status"] == JobStatus.QUEUED]
+        valid = [row for row in rows if row["status"] != JobStatus.FAILED]
         try:
             self._check_quotas(username, len(valid), sum(row["bytes_total"] or 0 for row in valid))
         except StagingError as error:
@@ -198,9 +223,14 @@ class StagingService:
             if refusal is not None:
                 refusal.extra["job_id"] = job.id
                 log.warning("job %s refused user=%s code=%s reason=%s", job.id, username, refusal.code, refusal.detail)
-        queued = errors.count(None)
+        queued = sum(1 for row in rows if row["status"] == JobStatus.QUEUED)
         log.info(
-            "request %s: %d job(s) queued, %d refused, user=%s", request_id, queued, len(checked) - queued, username
+            "request %s: %d job(s) queued, %d waiting for replication, %d refused, user=%s",
+            request_id,
+            queued,
+            len(valid) - queued,
+            len(checked) - len(valid),
+            username,
         )
         if queued:
             self.jobs_queued(queued)

@@ -20,6 +20,16 @@ describe('JobCard', () => {
     expect(onCancel).toHaveBeenCalledOnce()
   })
 
+  it('shows a job waiting for replication as active: no progress yet, and it can be cancelled', async () => {
+    const onCancel = vi.fn()
+    const waiting = job({ status: 'waiting', did: 'sky:far.fits', local_path_on_storage: null, bytes: null })
+    render(<JobCard job={waiting} now={0} onCancel={onCancel} onRetry={vi.fn()} />)
+    expect(screen.getByText('Waiting for replication')).toBeInTheDocument()
+    expect(screen.getByRole('progressbar', { name: 'Progress of job 1' })).not.toHaveAttribute('value')
+    await userEvent.click(screen.getByRole('button', { name: 'Cancel job 1' }))
+    expect(onCancel).toHaveBeenCalledOnce()
+  })
+
   it('explains a failure in words and offers a retry', async () => {
     const onRetry = vi.fn()
     const failed = job({ status: 'failed', error_code: 'source_not_found', error_reason: "source 'x' does not exist" })

@@ -12,6 +12,7 @@ interface Props {
 }
 
 const STATE_WORDS: Record<Job['status'], string> = {
+  waiting: 'Waiting for replication',
   queued: 'Queued',
   running: 'Running',
   succeeded: 'Succeeded',
@@ -22,7 +23,7 @@ const STATE_WORDS: Record<Job['status'], string> = {
 
 /** One job: what, where, its state and progress, and what can be done with it. */
 export function JobCard({ job, now, roots = [], hint, onCancel, onRetry }: Props) {
-  const active = job.status === 'queued' || job.status === 'running'
+  const active = job.status === 'waiting' || job.status === 'queued' || job.status === 'running'
   // the current rate while it runs, the average once it succeeded; none for what did not finish
   const showsRate = job.status === 'running' || job.status === 'succeeded'
   const rate = showsRate ? throughput(job.bytes_done, job.started_at, job.finished_at, now) : null
@@ -53,7 +54,7 @@ export function JobCard({ job, now, roots = [], hint, onCancel, onRetry }: Props
         <div className="job-progress">
           <progress
             max={job.bytes ?? undefined}
-            value={job.status === 'queued' ? undefined : job.bytes_done}
+            value={job.status === 'running' || !active ? job.bytes_done : undefined}
             aria-label={`Progress of job ${job.job_id}`}
           />
           <span className="muted">

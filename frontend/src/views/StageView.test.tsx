@@ -131,11 +131,12 @@ describe('StageView', () => {
     expect(await screen.findByText('dataset · 2 files · 2.0 KiB · at this site')).toBeInTheDocument()
     expect(document.querySelector('datalist option')).toHaveValue('sky:survey')
     expect(screen.getByLabelText('Destination in the user area')).toHaveValue('survey')
+    await userEvent.click(screen.getByRole('checkbox', { name: /ask Rucio to replicate them here/ }))
     await userEvent.click(screen.getByRole('button', { name: 'Stage' }))
     const submitted = calls.find((call) => call.method === 'POST')
     expect(submitted?.body).toEqual({
       username: 'ann',
-      items: [{ method: 'local_copy', did: 'sky:survey', relative_path: 'survey' }],
+      items: [{ method: 'local_copy', did: 'sky:survey', relative_path: 'survey', request_replication: true }],
     })
     expect(onSubmitted).toHaveBeenCalledWith('r7')
   })

@@ -40,6 +40,7 @@ export function StageView({ config, me, initialSource, username, onUsername, onS
   const [refused, setRefused] = useState<ItemOutcome[]>([])
   const [notice, setNotice] = useState<string | null>(null)
   const [sourceKind, setSourceKind] = useState<'path' | 'did'>('path')
+  const [replicate, setReplicate] = useState(false)
   const usernameId = useId()
   const methodId = useId()
 
@@ -104,7 +105,9 @@ export function StageView({ config, me, initialSource, username, onUsername, onS
       usernameFixed ? null : username.trim(),
       items.map((item) => ({
         method,
-        ...(byDid ? { did: item.source.trim() } : { local_path_on_storage: item.source.trim() }),
+        ...(byDid
+          ? { did: item.source.trim(), request_replication: replicate }
+          : { local_path_on_storage: item.source.trim() }),
         relative_path: item.destination.trim(),
       })),
     )
@@ -244,6 +247,12 @@ export function StageView({ config, me, initialSource, username, onUsername, onS
               ) : null}
             </div>
           ))}
+          {byDid ? (
+            <label className="check">
+              <input type="checkbox" checked={replicate} onChange={(event) => setReplicate(event.target.checked)} />{' '}
+              Files not at this site: ask Rucio to replicate them here, and stage them when they arrive
+            </label>
+          ) : null}
           {isDownload ? null : (
             <button type="button" onClick={() => setItems((current) => [...current, newItem()])}>
               + Add item

@@ -35,6 +35,11 @@ class StageBody(OneSource):
         None, description="Source: absolute inside a storage root, or relative to the first."
     )
     did: str | None = Field(None, description="Source: a Rucio file DID, scope:name (instead of a path).")
+    request_replication: bool = Field(
+        False,
+        description="With did: when the DID has no replica at this site, ask Rucio to replicate it here; "
+        "the job waits (status waiting) until the replica is available, then stages.",
+    )
     relative_path: str | None = Field(
         None, description="Destination below the user's area; required except by direct_download, which ignores it."
     )
@@ -109,6 +114,11 @@ class JobItem(OneSource):
     local_path_on_storage: str | None = Field(None, description="An archive path (or give did)")
     did: str | None = Field(
         None, description="A Rucio DID, scope:name; a dataset or container becomes one job per file"
+    )
+    request_replication: bool = Field(
+        False,
+        description="With did: files not at this site are replicated here by a Rucio rule on this DID; "
+        "their jobs wait (status waiting) until their replicas are available, then stage.",
     )
     relative_path: str
 

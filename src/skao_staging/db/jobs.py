@@ -52,7 +52,7 @@ class RequestSummary:
         """Rolled up as FTS3 does: active until every job ended, then how they ended."""
         jobs = sum(self.counts.values())
         ended_well = self.counts.get("succeeded", 0) + self.counts.get("skipped", 0)
-        if self.counts.get("queued", 0) or self.counts.get("running", 0):
+        if any(self.counts.get(status, 0) for status in ("waiting", "queued", "running")):
             return "active"
         if ended_well == jobs:
             return "succeeded"
@@ -457,7 +457,7 @@ class JobStore:
             ).all()
             connection.execute(
                 update(jobs_table)
-                .where(c.id.in_(job_ids), c.status == JobStatus.QUEUED)
+                .where(c.id.in_(job_ids), c.status.in_((JobStatus.QUEUED, JobStatus.WAITING)))
                 .values(
                     status=JobStatus.CANCELLED,
                     error_code="job_cancelled",
@@ -472,6 +472,45 @@ class JobStore:
                 .values(cancel_requested=True, updated_at=now)
             )
         return list(tried)
+
+    # -- waiting for replication ----------------------------------------------------------------
+
+    def waiting(self, limit: int) -> list[StagingJob]:
+        """Jobs waiting for their replica, the longest waiting first."""
+        query = select(jobs_table).where(c.status == JobStatus.WAITING).order_by(c.id).limit(limit)
+        with self.db.transaction() as connection:
+            return [_job(row) for row in connection.execute(query).all()]
+
+    def stop_waiting(self, job_ids: Sequence[int]) -> int:
+        """Queue waiting jobs whose replica arrived; returns how many this call queued."""
+        if not job_ids:
+            return 0
+        statement = (
+            update(jobs_table)
+            .where(c.id.in_(job_ids), c.status == JobStatus.WAITING)
+            .values(status=JobStatus.QUEUED, updated_at=utcnow())
+        )
+        with self.db.transaction() as connection:
+            return _count(connection, statement)
+
+    def fail_waiting(self, job_ids: Sequence[int], error_code: str, error_reason: str) -> int:
+        """End waiting jobs whose replica will not come (their rule is stuck, or they waited too long)."""
+        if not job_ids:
+            return 0
+        now = utcnow()
+        statement = (
+            update(jobs_table)
+            .where(c.id.in_(job_ids), c.status == JobStatus.WAITING)
+            .values(
+                status=JobStatus.FAILED,
+                error_code=error_code,
+                error_reason=error_reason,
+                finished_at=now,
+                updated_at=now,
+            )
+        )
+        with self.db.transaction() as connection:
+            return _count(connection, statement)
 
     def retry(self, job_id: int) -> bool:
         """Queue a failed or cancelled job again, with a fresh count of attempts."""

@@ -15,6 +15,7 @@ JobId = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements 
 
 
 class JobStatus(StrEnum):
+    WAITING = "waiting"  # for its data to be replicated to this site; then queued
     QUEUED = "queued"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
@@ -24,7 +25,7 @@ class JobStatus(StrEnum):
 
     @property
     def is_final(self) -> bool:
-        return self not in (JobStatus.QUEUED, JobStatus.RUNNING)
+        return self not in (JobStatus.WAITING, JobStatus.QUEUED, JobStatus.RUNNING)
 
 
 FINAL_STATUSES = tuple(status.value for status in JobStatus if status.is_final)
@@ -58,6 +59,8 @@ class StagingJob(Base):
     owner_uid: Mapped[int | None] = mapped_column(Integer)
     owner_gid: Mapped[int | None] = mapped_column(Integer)
     did: Mapped[str | None] = mapped_column(String(300))  # the Rucio DID staged, instead of an archive path
+    replication_rule: Mapped[str | None] = mapped_column(String(64))  # the Rucio rule bringing it to this site
+    wait_until: Mapped[datetime | None] = mapped_column(Timestamp)  # a waiting job fails after this
     # device:inode:mtime_ns of the file a local_copy published, to recognise it (and repair it) later
     output_identity: Mapped[str | None] = mapped_column(String(80))
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

@@ -38,6 +38,10 @@ class Sources:
     def fields(self) -> list[str]:
         return [kind.field for kind in self._kinds]
 
+    @property
+    def has_dids(self) -> bool:
+        return any(isinstance(kind, RucioDid) for kind in self._kinds)
+
     def dids(self) -> RucioDid:
         """The DID kind, for the catalogue's own verbs (search, describe); refused when none is configured."""
         for kind in self._kinds:

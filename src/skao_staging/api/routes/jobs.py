@@ -33,7 +33,14 @@ async def submit_jobs(
     """
     caller, who = await staging_caller(request, service, StageItem(None, body.username, None, None))
     items = [
-        StageItem(item.method, who.username, item.local_path_on_storage, item.relative_path, item.did)
+        StageItem(
+            item.method,
+            who.username,
+            item.local_path_on_storage,
+            item.relative_path,
+            item.did,
+            item.did if item.request_replication else None,
+        )
         for item in body.items
     ]
     request_id, outcomes = await run_in_threadpool(service.submit_many, who.username, items, caller, idempotency_key)

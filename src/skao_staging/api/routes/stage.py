@@ -52,12 +52,13 @@ async def stage_data(
     Answers 200 with the finished job (``succeeded``, or ``skipped`` when the destination already
     holds the same content), an error with its code, or for ``direct_download`` the file itself.
     """
-    item = StageItem(method, username, body.local_path_on_storage, body.relative_path, body.did)
+    replicate = body.did if body.request_replication else None
+    item = StageItem(method, username, body.local_path_on_storage, body.relative_path, body.did, replicate)
     caller, item = await staging_caller(request, service, item)
     if item.method == "direct_download" and "direct_download" in service.methods.enabled:
         return await download_response(service, item, caller)
     job = await run_in_threadpool(service.stage_now, item, caller)
-    if job.status not in FINAL_STATUSES:
+    if job.status not in FINAL_STATUSES and job.status != JobStatus.WAITING:  # waiting may take hours
         job = await waiters.wait(job.id, service.settings.sync_timeout_seconds)
     answer = Job.of(job)
     if job.status == JobStatus.FAILED:
