@@ -164,7 +164,6 @@ def test_refusals(service: LiveService, catalogue: Catalogue) -> None:
         "sky:a\u0085b": (400, "invalid_did"),
         "no-colon": (400, "invalid_did"),
         "sky:" + "x" * 300: (400, "invalid_did"),
-        "sky:survey": (400, "unsupported_source"),  # a dataset through the seed endpoint
     }
     for did, (status, code) in cases.items():
         response = stage_did(service, "local_copy", "fay", did, "x.fits")
@@ -519,3 +518,21 @@ def test_a_stuck_rule_a_late_replica_and_a_cancelled_wait_end_the_job(
     assert site.get(f"/api/v1/jobs/{unwanted}").json()["status"] == "cancelled"
     assert wait_status(site, late, "failed", timeout=15)["error_code"] == "replication_timeout"
     assert not any(site.user_area("xia").rglob("*")), "nothing was staged"
+
+
+def test_a_dataset_through_the_seed_endpoint_becomes_a_request(service: LiveService, catalogue: Catalogue) -> None:
+    """The seed's endpoint answers a dataset or container with its request (202, Location), one job per file."""
+    response = stage_did(service, "local_copy", "yan", "sky:campaign", "campaign")
+    assert response.status_code == 202, response.text
+    assert response.headers["location"] == f"/api/v1/requests/{response.json()['request_id']}"
+    assert sorted(item["job"]["relative_path"] for item in response.json()["items"]) == [
+        "campaign/extra/c.fits",
+        "campaign/survey/a.fits",
+        "campaign/survey/b.fits",
+    ]
+    wait_request(service, response.json()["request_id"])
+    assert tree_files(service.user_area("yan") / "campaign") == {
+        "survey/a.fits": catalogue.files["a.fits"],
+        "survey/b.fits": catalogue.files["b.fits"],
+        "extra/c.fits": catalogue.files["c.fits"],
+    }

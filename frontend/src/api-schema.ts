@@ -1615,10 +1615,10 @@ export interface operations {
           "application/json": components["schemas"]["Job"];
         };
       };
-      /** @description Still running after the wait limit; poll /api/v1/jobs/{id} */
+      /** @description Still running after the wait limit, or waiting for replication: poll /api/v1/jobs/{id}. A dataset or container DID: its request (one job per file), followed at the Location /api/v1/requests/{id} */
       202: {
         content: {
-          "application/json": components["schemas"]["Job"];
+          "application/json": components["schemas"]["Job"] | components["schemas"]["JobsAccepted"];
         };
       };
       /** @description Error; `code` is one of: `invalid_username`, `invalid_path`, `unknown_method`, `method_not_enabled`, `unsupported_source`, `link_not_possible`, `invalid_did` */

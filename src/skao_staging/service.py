@@ -141,6 +141,16 @@ class StagingService:
         )
         return job
 
+    def names_collection(self, item: StageItem, caller: Identity) -> bool:
+        """Whether the item names a dataset or container DID (its refusals are left to staging it)."""
+        if item.did is None:
+            return False
+        try:
+            source, raw = self.sources.of(item)
+            return source.expand(raw, caller.read_groups) is not None
+        except StagingError:
+            return False
+
     def _accept(self, item: StageItem, caller: Identity, rules: dict[str, str]) -> dict[str, Any]:
         """The columns of an accepted item's job: queued, or waiting for its replica when it is not at
         this site and the caller asked for replication (``rules``: the rules made for this request, by DID)."""

@@ -8,7 +8,7 @@ from typing import Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_serializer, model_validator
 
 from ..db import JobStatus, RequestSummary, StagingJob
-from ..errors import CODES
+from ..errors import CODES, StagingError
 from ..listing import Listing
 
 
@@ -139,6 +139,16 @@ class ItemOutcome(BaseModel):
 class JobsAccepted(BaseModel):
     request_id: str
     items: list[ItemOutcome]
+
+    @classmethod
+    def of(cls, request_id: str, outcomes: list[tuple[StagingJob, StagingError | None]]) -> JobsAccepted:
+        return cls(
+            request_id=request_id,
+            items=[
+                ItemOutcome(index=index, job=Job.of(job), error=None if error is None else error.to_dict())
+                for index, (job, error) in enumerate(outcomes)
+            ],
+        )
 
 
 class SiteConfig(BaseModel):

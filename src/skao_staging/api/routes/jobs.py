@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from ...db import JobStatus
 from ...items import StageItem
 from ..deps import IdentityDep, JobId, ServiceDep, staging_caller
-from ..schemas import Attempt, ErrorBody, ItemOutcome, Job, JobPage, JobsAccepted, JobsRequest, RequestState
+from ..schemas import Attempt, ErrorBody, Job, JobPage, JobsAccepted, JobsRequest, RequestState
 
 router = APIRouter(prefix="/api/v1", tags=["jobs"])
 
@@ -44,13 +44,7 @@ async def submit_jobs(
         for item in body.items
     ]
     request_id, outcomes = await run_in_threadpool(service.submit_many, who.username, items, caller, idempotency_key)
-    return JobsAccepted(
-        request_id=request_id,
-        items=[
-            ItemOutcome(index=index, job=Job.of(job), error=None if error is None else error.to_dict())
-            for index, (job, error) in enumerate(outcomes)
-        ],
-    )
+    return JobsAccepted.of(request_id, outcomes)
 
 
 @router.get("/jobs/{job_id}", response_model=Job, responses={404: {"model": ErrorBody}})

@@ -12,7 +12,7 @@ from ...db import FINAL_STATUSES, JobStatus
 from ...errors import status_for
 from ...items import StageItem
 from ..deps import ServiceDep, WaitersDep, staging_caller
-from ..schemas import ErrorBody, Job, StageBody
+from ..schemas import ErrorBody, Job, JobsAccepted, StageBody
 from .download import FILE_SCHEMA, download_response
 
 router = APIRouter(tags=["staging"])
@@ -28,7 +28,12 @@ router = APIRouter(tags=["staging"])
             "description": "The finished job; for direct_download, the file itself with its own media type",
             "content": {"*/*": {"schema": FILE_SCHEMA}},
         },
-        202: {"model": Job, "description": "Still running after the wait limit; poll /api/v1/jobs/{id}"},
+        202: {
+            "model": Job | JobsAccepted,
+            "description": "Still running after the wait limit, or waiting for replication: poll "
+            "/api/v1/jobs/{id}. A dataset or container DID: its request (one job per file), "
+            "followed at the Location /api/v1/requests/{id}",
+        },
         400: {"model": ErrorBody},
         403: {"model": ErrorBody},
         404: {"model": ErrorBody},
@@ -57,6 +62,10 @@ async def stage_data(
     caller, item = await staging_caller(request, service, item)
     if item.method == "direct_download" and "direct_download" in service.methods.enabled:
         return await download_response(service, item, caller)
+    if await run_in_threadpool(service.names_collection, item, caller):  # one job per file: a request
+        request_id, outcomes = await run_in_threadpool(service.submit_many, item.username, [item], caller)
+        accepted = JobsAccepted.of(request_id, outcomes).model_dump(mode="json")
+        return JSONResponse(accepted, status_code=202, headers={"Location": f"/api/v1/requests/{request_id}"})
     job = await run_in_threadpool(service.stage_now, item, caller)
     if job.status not in FINAL_STATUSES and job.status != JobStatus.WAITING:  # waiting may take hours
         job = await waiters.wait(job.id, service.settings.sync_timeout_seconds)
