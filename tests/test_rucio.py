@@ -536,3 +536,39 @@ def test_a_dataset_through_the_seed_endpoint_becomes_a_request(service: LiveServ
         "survey/b.fits": catalogue.files["b.fits"],
         "extra/c.fits": catalogue.files["c.fits"],
     }
+
+
+def test_dids_arrive_in_the_users_jupyter_server(catalogue: Catalogue, tmp_path: Path) -> None:
+    """jupyter_copy of a file DID (the seed endpoint) and of a dataset DID (bulk), through a real
+    JupyterHub and the user's real Jupyter server's Contents API, verified against the catalogue."""
+    from hub.harness import Hub
+
+    hub = Hub(tmp_path / "hub")
+    hub.start()
+    try:
+        hub.add_user("zed")
+        server, site = live(
+            tmp_path / "service",
+            **RUCIO_ACCOUNT,
+            rucio_url=catalogue.server.url,
+            rucio_rse_mounts={catalogue.site.pfn_prefix: catalogue.site.mount},
+            storage_roots=[catalogue.site.mount],
+            jupyterhub_url=hub.url,
+            jupyterhub_api_token=hub.token,
+            jupyter_spawn_timeout_seconds=30,
+        )
+        with server:
+            single = stage_did(site, "jupyter_copy", "zed", "sky:b.fits", "one/b.fits")
+            item = {"method": "jupyter_copy", "did": "sky:survey", "relative_path": "survey"}
+            bulk = httpx.post(f"{site.url}/api/v1/jobs", json={"username": "zed", "items": [item]})
+            assert bulk.status_code == 202, bulk.text
+            wait_request(site, bulk.json()["request_id"])
+        assert single.status_code == 200 and single.json()["checksum"] == adler(catalogue.files["b.fits"]), single.text
+        assert single.json()["destination"] == f"{hub.url}/user/zed/lab/tree/one/b.fits"
+        assert (hub.home("zed") / "one" / "b.fits").read_bytes() == catalogue.files["b.fits"]
+        assert tree_files(hub.home("zed") / "survey") == {
+            "a.fits": catalogue.files["a.fits"],
+            "b.fits": catalogue.files["b.fits"],
+        }
+    finally:
+        hub.stop()
