@@ -8,11 +8,12 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from conftest import LiveService, tree_files
+from conftest import LiveService, ThreadedServer, tree_files
 from conftest import live_service as live
 from rucio_server import VENV, RucioServer, Site
 
@@ -81,6 +82,17 @@ def service(catalogue: Catalogue, tmp_path_factory: pytest.TempPathFactory) -> I
     )
     with server:
         yield live_service
+
+
+def reading(catalogue: Catalogue, base: Path, **overrides: Any) -> tuple[ThreadedServer, LiveService]:
+    """A service of its own (in ``base``) reading the test catalogue, whose RSE mount is its storage root."""
+    settings = {
+        **RUCIO_ACCOUNT,
+        "rucio_url": catalogue.server.url,
+        "rucio_rse_mounts": {catalogue.site.pfn_prefix: catalogue.site.mount},
+        "storage_roots": [catalogue.site.mount],
+    }
+    return live(base, **{**settings, **overrides})
 
 
 def stage_did(service: LiveService, method: str, user: str, did: str, relative: str | None) -> httpx.Response:
@@ -240,15 +252,12 @@ def test_a_dataset_through_the_command_line(service: LiveService, catalogue: Cat
 
 
 def test_scopes_restricted_to_groups(catalogue: Catalogue, tmp_path: Path) -> None:
-    server, site = live(
+    server, site = reading(
+        catalogue,
         tmp_path,
         auth_mode="header",
         trusted_proxies=["127.0.0.1/32"],
-        **RUCIO_ACCOUNT,
-        rucio_url=catalogue.server.url,
-        rucio_rse_mounts={catalogue.site.pfn_prefix: catalogue.site.mount},
         group_rucio_scopes={"vault-team": ["vault"]},
-        storage_roots=[catalogue.site.mount],
     )
 
     def as_user(name: str, groups: str, did: str) -> httpx.Response:
@@ -359,15 +368,7 @@ def test_credentials_from_a_token_file_the_site_refreshes(catalogue: Catalogue, 
     """STAGING_RUCIO_TOKEN_FILE instead of userpass: the token is read again whenever the file changes."""
     token_file = tmp_path / "rucio-token"
     token_file.write_text(userpass_token(catalogue.server) + "\n")
-    account = {key: value for key, value in RUCIO_ACCOUNT.items() if key not in ("rucio_username", "rucio_password")}
-    server, site = live(
-        tmp_path,
-        **account,
-        rucio_url=catalogue.server.url,
-        rucio_token_file=token_file,
-        rucio_rse_mounts={catalogue.site.pfn_prefix: catalogue.site.mount},
-        storage_roots=[catalogue.site.mount],
-    )
+    server, site = reading(catalogue, tmp_path, rucio_username=None, rucio_password=None, rucio_token_file=token_file)
     with server:
         first = stage_did(site, "local_copy", "tia", "sky:b.fits", "b.fits")
         assert first.status_code == 200 and first.json()["status"] == "succeeded", first.text
@@ -402,14 +403,7 @@ def test_a_hard_link_checks_the_catalogues_size_and_optionally_its_checksum(
     shrunk.chmod(0o644)
     shrunk.write_bytes(data[:-1])
     shrunk.chmod(0o444)
-    server, site = live(
-        tmp_path,
-        **RUCIO_ACCOUNT,
-        rucio_url=catalogue.server.url,
-        rucio_verify_links=verify_links,
-        rucio_rse_mounts={catalogue.site.pfn_prefix: catalogue.site.mount},
-        storage_roots=[catalogue.site.mount],
-    )
+    server, site = reading(catalogue, tmp_path, rucio_verify_links=verify_links)
     with server:
         linked = stage_did(site, "symlink_copy", "uma", f"sky:{name}", name)
         short = stage_did(site, "symlink_copy", "uma", f"sky:shrunk-{verify_links}.fits", "shrunk.fits")
@@ -424,15 +418,7 @@ def test_a_hard_link_checks_the_catalogues_size_and_optionally_its_checksum(
 @pytest.fixture
 def replicating_site(catalogue: Catalogue, tmp_path: Path) -> Iterator[LiveService]:
     """A service that looks at waiting jobs every 0.2 s and gives up on a replica after 4 s."""
-    server, site = live(
-        tmp_path,
-        **RUCIO_ACCOUNT,
-        rucio_url=catalogue.server.url,
-        rucio_rse_mounts={catalogue.site.pfn_prefix: catalogue.site.mount},
-        storage_roots=[catalogue.site.mount],
-        rucio_replication_poll_seconds=0.2,
-        rucio_replication_timeout_seconds=4,
-    )
+    server, site = reading(catalogue, tmp_path, rucio_replication_poll_seconds=0.2, rucio_replication_timeout_seconds=4)
     with server:
         yield site
 
@@ -547,12 +533,9 @@ def test_dids_arrive_in_the_users_jupyter_server(catalogue: Catalogue, tmp_path:
     hub.start()
     try:
         hub.add_user("zed")
-        server, site = live(
+        server, site = reading(
+            catalogue,
             tmp_path / "service",
-            **RUCIO_ACCOUNT,
-            rucio_url=catalogue.server.url,
-            rucio_rse_mounts={catalogue.site.pfn_prefix: catalogue.site.mount},
-            storage_roots=[catalogue.site.mount],
             jupyterhub_url=hub.url,
             jupyterhub_api_token=hub.token,
             jupyter_spawn_timeout_seconds=30,
