@@ -244,16 +244,6 @@ class Catalogue:
         rule: dict[str, Any] = self._call(lambda client: client.get_replication_rule(rule_id))
         return str(rule["state"]).upper(), rule.get("error")
 
-    def replicas_in(self, collection: Did) -> dict[Did, Replica]:
-        """The available replicas at this site of all files of a dataset or container, in one call
-        (Rucio resolves the collection itself: one query instead of one per batch of files)."""
-        rows = self._call(self._replica_rows([{"scope": collection.scope, "name": collection.name}]))
-        found: dict[Did, Replica] = {}
-        for row in rows:
-            if (replica := _replica_of(row)) is not None:
-                found[replica.did] = replica
-        return found
-
     def replicas(self, dids: list[Did]) -> dict[Did, Replica]:
         """The available replicas at this site of many files, asked in batches (one call per batch)."""
         found: dict[Did, Replica] = {}

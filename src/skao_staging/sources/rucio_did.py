@@ -75,8 +75,8 @@ class RucioDid(Source):
         if kind == "FILE":
             return None
         members = self.catalogue.files(did, kind)
-        # the members' replicas in one call: their plans (made right after, when each is checked) reuse them
-        self._known.update(self.catalogue.replicas_in(did))
+        # the members' replicas in a few calls: their plans (made right after, when each is checked) reuse them
+        self._known.update(self.catalogue.replicas([member.did for member in members]))
         return [(str(member.did), member.parts) for member in members]
 
 
