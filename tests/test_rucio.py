@@ -284,8 +284,8 @@ def test_scopes_restricted_to_groups(catalogue: Catalogue, tmp_path: Path) -> No
 
 
 def test_rucio_stopped_mid_request_loses_nothing(tmp_path: Path) -> None:
-    """Rucio stops: a request answers 503 rucio_unavailable (recorded); a queued job waits and retries;
-    once Rucio is back, retrying the refused job stages it."""
+    """Rucio stops: jobs accepted before run all the same (each carries its replica from acceptance);
+    a new request answers 503 rucio_unavailable (recorded); once Rucio is back, retrying it stages it."""
     rucio = RucioServer(tmp_path / "server")
     rucio.workdir.mkdir()
     rucio.start()
@@ -293,29 +293,36 @@ def test_rucio_stopped_mid_request_loses_nothing(tmp_path: Path) -> None:
         client = rucio.client()
         client.add_scope("root", "sky")
         site = Site.create(client, "SITE_LOCAL", "/srcnet/site", tmp_path / "storage" / "rse")
-        data = os.urandom(3000)
-        site.add_file("sky", "d.fits", data)
-        server, service = live(
-            tmp_path,
-            **RUCIO_ACCOUNT,
-            rucio_url=rucio.url,
-            rucio_rse_mounts={site.pfn_prefix: site.mount},
-            retry_backoff_seconds=0.5,
-        )
-        with server:
+        files = {name: os.urandom(3000) for name in ("d.fits", "e.fits", "f.fits")}
+        for name, data in files.items():
+            site.add_file("sky", name, data)
+        client.add_dataset("sky", "pair")
+        client.attach_dids("sky", "pair", [{"scope": "sky", "name": name} for name in ("e.fits", "f.fits")])
+        settings = {**RUCIO_ACCOUNT, "rucio_url": rucio.url, "rucio_rse_mounts": {site.pfn_prefix: site.mount}}
+        api_server, api = live(tmp_path, **settings, embedded_worker=False)
+        with api_server:
+            accepted = httpx.post(
+                f"{api.url}/api/v1/jobs",
+                json={"username": "mo", "items": [{"method": "local_copy", "did": "sky:pair", "relative_path": "p"}]},
+                timeout=60,
+            )
+            assert accepted.status_code == 202, accepted.text
             rucio.stop()
-            refused = stage_did(service, "local_copy", "mo", "sky:d.fits", "d.fits")
+            refused = stage_did(api, "local_copy", "mo", "sky:d.fits", "d.fits")
             assert refused.status_code == 503 and refused.json()["code"] == "rucio_unavailable", refused.text
-            rucio.start()
-            retried = httpx.post(f"{service.url}/api/v1/jobs/{refused.json()['job_id']}/retry", timeout=60)
-            assert retried.status_code == 202, retried.text
-            import time
-
-            deadline = time.monotonic() + 30
-            while service.get(f"/api/v1/jobs/{refused.json()['job_id']}").json()["status"] != "succeeded":
-                assert time.monotonic() < deadline, service.get(f"/api/v1/jobs/{refused.json()['job_id']}").text
-                time.sleep(0.1)
-        assert (service.user_area("mo") / "d.fits").read_bytes() == data
+            worker_server, worker = live(tmp_path, **settings, retry_backoff_seconds=0.5)
+            with worker_server:
+                wait_request(worker, accepted.json()["request_id"])  # staged while Rucio is down
+                rucio.start()
+                job_id = refused.json()["job_id"]
+                retried = httpx.post(f"{worker.url}/api/v1/jobs/{job_id}/retry", timeout=60)
+                assert retried.status_code == 202, retried.text
+                wait_request(worker, retried.json()["request_id"])
+        assert tree_files(api.user_area("mo")) == {
+            "d.fits": files["d.fits"],
+            "p/e.fits": files["e.fits"],
+            "p/f.fits": files["f.fits"],
+        }
     finally:
         rucio.stop()
 

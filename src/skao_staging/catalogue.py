@@ -9,6 +9,7 @@ carries a credential.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import re
 import threading
@@ -61,6 +62,15 @@ class Replica:
     pfn: str
     size: int
     adler32: int | None
+
+    def pin(self) -> str:
+        """The replica as a job records it (``from_pin`` reads it back)."""
+        return json.dumps({"pfn": self.pfn, "bytes": self.size, "adler32": self.adler32}, separators=(",", ":"))
+
+    @classmethod
+    def from_pin(cls, did: Did, pin: str) -> Replica:
+        fields = json.loads(pin)
+        return cls(did, str(fields["pfn"]), int(fields["bytes"]), fields["adler32"])
 
 
 @dataclass(frozen=True)

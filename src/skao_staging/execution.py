@@ -265,7 +265,7 @@ class Executor:
         context = TransferContext(
             job_id=job.id,
             username=str(job.username),
-            plan=source.plan(raw, None),  # the caller's groups were checked when the job was accepted
+            plan=source.plan(raw, None, job.source_pin),  # the caller's groups were checked at acceptance
             destination=destination,
             settings=self.settings,
             report_progress=self._progress_reporter(job.id),

@@ -74,20 +74,23 @@ class StagingService:
 
     # -- accepting ----------------------------------------------------------------------------
 
-    def _validate(self, item: StageItem, groups: frozenset[str] | None, owner: Owner | None) -> tuple[str, int | None]:
-        """Check one item as a worker would run it: the destination as the job shows it, and the size.
+    def _validate(self, item: StageItem, groups: frozenset[str] | None, owner: Owner | None) -> tuple[str, SourcePlan]:
+        """Check one item as a worker would run it: the destination as the job shows it, and the plan.
 
         ``owner``: the (uid, gid) the result will belong to, as a job records it.
         """
         staging_method = self.methods.get(item.method)
         if not staging_method.runs_in_worker:
             raise StagingError("invalid_request", f"{staging_method.name} is answered directly, not queued")
-        username = validate_username(item.username)
-        destination = resolve_destination(self.settings.user_areas, username, item.relative_path)
+        label = self._destination_label(item)
         plan = self._plan(item, groups)
         staging_method.check_source(plan, self.settings, owner)
-        label = staging_method.destination_label(username, destination, self.settings)
-        return label, self._size(plan)
+        return label, plan
+
+    def _destination_label(self, item: StageItem) -> str:
+        username = validate_username(item.username)
+        destination = resolve_destination(self.settings.user_areas, username, item.relative_path)
+        return self.methods.get(item.method).destination_label(username, destination, self.settings)
 
     def _plan(self, item: StageItem, groups: frozenset[str] | None) -> SourcePlan:
         source, raw = self.sources.of(item)
@@ -155,20 +158,22 @@ class StagingService:
         """The columns of an accepted item's job: queued, or waiting for its replica when it is not at
         this site and the caller asked for replication (``rules``: the rules made for this request, by DID)."""
         try:
-            label, size = self._validate(item, caller.read_groups, self._owner(caller))
-            return {"status": JobStatus.QUEUED, "destination": label, "bytes_total": size}
+            label, plan = self._validate(item, caller.read_groups, self._owner(caller))
+            return {
+                "status": JobStatus.QUEUED,
+                "destination": label,
+                "bytes_total": self._size(plan),
+                "source_pin": plan.pin,
+            }
         except StagingError as error:
             if error.code != "not_at_site" or item.replicate is None:
                 raise
-        staging_method = self.methods.get(item.method)
-        username = validate_username(item.username)
-        destination = resolve_destination(self.settings.user_areas, username, item.relative_path)
         if item.replicate not in rules:
             rules[item.replicate] = self.sources.dids().catalogue.request_replication(Did.parse(item.replicate))
         timeout = timedelta(seconds=self.settings.rucio_replication_timeout_seconds)
         return {
             "status": JobStatus.WAITING,
-            "destination": staging_method.destination_label(username, destination, self.settings),
+            "destination": self._destination_label(item),
             "bytes_total": None,
             "replication_rule": rules[item.replicate],
             "wait_until": utcnow() + timeout,

@@ -61,6 +61,8 @@ class StagingJob(Base):
     did: Mapped[str | None] = mapped_column(String(300))  # the Rucio DID staged, instead of an archive path
     replication_rule: Mapped[str | None] = mapped_column(String(64))  # the Rucio rule bringing it to this site
     wait_until: Mapped[datetime | None] = mapped_column(Timestamp)  # a waiting job fails after this
+    # what the source looked up when the job was accepted (a DID's replica), planned from when it runs
+    source_pin: Mapped[str | None] = mapped_column(Text)
     # device:inode:mtime_ns of the file a local_copy published, to recognise it (and repair it) later
     output_identity: Mapped[str | None] = mapped_column(String(80))
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

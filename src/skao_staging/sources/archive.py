@@ -17,7 +17,7 @@ class ArchivePath(Source):
     def __init__(self, roots: StorageRoots) -> None:
         self.roots = roots
 
-    def plan(self, raw: str | None, groups: frozenset[str] | None) -> SourcePlan:
+    def plan(self, raw: str | None, groups: frozenset[str] | None, pin: str | None = None) -> SourcePlan:
         real = self.roots.resolve_readable(raw, groups)
         if not real.is_dir():
             return SourcePlan.single_file(real, real.stat().st_size)

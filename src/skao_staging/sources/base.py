@@ -33,11 +33,16 @@ class SourcePlan:
     top: Path
     is_dir: bool
     _list: Callable[[], Sequence[PlannedFile]] = field(repr=False, compare=False)
+    # what the source looked up to make this plan (a DID's replica), recorded with the job so that
+    # running it plans again from the record instead of asking again (see ``Source.plan``)
+    pin: str | None = None
 
     @classmethod
-    def single_file(cls, real: Path, size: int, expected_adler32: int | None = None) -> SourcePlan:
+    def single_file(
+        cls, real: Path, size: int, expected_adler32: int | None = None, pin: str | None = None
+    ) -> SourcePlan:
         entry = PlannedFile((), real, False, size, expected_adler32)
-        return cls(real, False, lambda: [entry])
+        return cls(real, False, lambda: [entry], pin)
 
     @cached_property
     def entries(self) -> Sequence[PlannedFile]:
@@ -64,8 +69,10 @@ class Source(ABC):
         return None
 
     @abstractmethod
-    def plan(self, raw: str | None, groups: frozenset[str] | None) -> SourcePlan:
+    def plan(self, raw: str | None, groups: frozenset[str] | None, pin: str | None = None) -> SourcePlan:
         """Resolve ``raw`` for a caller in ``groups`` (None: unrestricted) into a plan, or raise StagingError.
 
         Cheap for a single file; a folder's content is listed only when ``entries`` is first read.
+        ``pin``: the ``pin`` of the plan made when the job was accepted, so that a source which looked
+        something up then (a catalogue) plans from it again; the local checks are made again all the same.
         """

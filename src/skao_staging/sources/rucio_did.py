@@ -5,7 +5,9 @@ A file DID is one job. A dataset or container is expanded when the request is ac
 dataset) or ``<relative_path>/<dataset>/<name>`` (a container). The replica's PFN is mapped to a
 local path through ``STAGING_RUCIO_RSE_MOUNTS``; that path must lie inside a storage root and be
 readable by the caller's groups, exactly as an archive path. The plan carries the catalogue's
-size and adler32, which the copy is verified against.
+size and adler32, which the copy is verified against, and pins the replica (PFN, size, adler32) to
+the job, so that a worker running it asks the catalogue nothing: a file DID's content never changes
+in Rucio, and the local checks (mount, root, groups, size on disk) are made again when it runs.
 """
 
 from __future__ import annotations
@@ -45,10 +47,10 @@ class RucioDid(Source):
         if groups is not None and allowed is not None and not allowed & groups:
             raise StagingError("scope_forbidden", f"your groups may not stage DIDs of scope '{scope}'")
 
-    def plan(self, raw: str | None, groups: frozenset[str] | None) -> SourcePlan:
+    def plan(self, raw: str | None, groups: frozenset[str] | None, pin: str | None = None) -> SourcePlan:
         did = Did.parse(raw)
         self.check_scope(did.scope, groups)
-        replica = self._known.pop(did, None) or self.catalogue.replica(did)
+        replica = Replica.from_pin(did, pin) if pin else self._known.pop(did, None) or self.catalogue.replica(did)
         real = self.roots.resolve_readable(str(self.local_path(replica.pfn)), groups)
         try:
             size = os.stat(real).st_size
@@ -58,7 +60,7 @@ class RucioDid(Source):
             raise StagingError(
                 "checksum_mismatch", f"{did} holds {size} bytes on disk; the catalogue says {replica.size}"
             )
-        return SourcePlan.single_file(real, size, replica.adler32)
+        return SourcePlan.single_file(real, size, replica.adler32, pin=replica.pin())
 
     def local_path(self, pfn: str) -> Path:
         """Where a PFN of the site's RSE is mounted here; refused when no mount holds it."""
