@@ -1,7 +1,8 @@
 """The verified copy engine: a file copied as ``cp`` copies it, checksummed on the other core.
 
 Uses a reflink or ``copy_file_range`` as ``cp`` does; the source is checksummed behind the copy,
-and with verification on, the destination too.
+and with verification on, the destination too. A small file is read once, written once and
+checksummed in the calling thread.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ _FICLONE = 0x40049409
 _FALLBACK_ERRNOS = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EBADF, errno.EPERM}
 
 ProgressCallback = Callable[[int], None]
+SMALL_FILE = 1024 * 1024  # copied and checksummed in the calling thread
 
 
 class _Verifier(threading.Thread):
@@ -105,6 +107,41 @@ def copy_verified(
     checksummed too and a mismatch raises ``StagingError``.
     """
     size = os.fstat(src_fd).st_size
+    if size <= SMALL_FILE and not max_bytes_per_second:
+        adler = _copy_small(src_fd, dst_fd, size, verify)
+        on_progress(size)
+    else:
+        adler = _copy_large(src_fd, dst_fd, size, chunk, verify, on_progress, max_bytes_per_second)
+    if os.fstat(src_fd).st_size != size:
+        raise StagingError("source_changed", "the source changed size during the copy")
+    return adler
+
+
+def _copy_small(src_fd: int, dst_fd: int, size: int, verify: bool) -> int:
+    """A small file in one read and one write, checksummed in this thread (a verifier thread costs
+    more than the copy); with ``verify``, the destination is read back and compared."""
+    data = os.pread(src_fd, size, 0)
+    if len(data) != size:
+        raise StagingError("source_changed", "the source became shorter during the copy")
+    view, written = memoryview(data), 0
+    while written < size:
+        written += os.pwrite(dst_fd, view[written:], written)
+    source_adler = adler32(data)
+    if verify and adler32(os.pread(dst_fd, size + 1, 0)) != source_adler:
+        raise StagingError("verification_failed", "the copy does not match its source checksum")
+    return source_adler
+
+
+def _copy_large(
+    src_fd: int,
+    dst_fd: int,
+    size: int,
+    chunk: int,
+    verify: bool,
+    on_progress: ProgressCallback,
+    max_bytes_per_second: int,
+) -> int:
+    """A file copied chunk by chunk in the kernel, checksummed on the other core behind the copy."""
     if max_bytes_per_second:
         chunk = max(64 * 1024, min(chunk, max_bytes_per_second // 4))
     verifier = _Verifier(src_fd, dst_fd, chunk, verify)
@@ -128,8 +165,6 @@ def copy_verified(
         verifier.join()
     if verifier.error is not None:
         raise verifier.error
-    if os.fstat(src_fd).st_size != size:
-        raise StagingError("source_changed", "the source changed size during the copy")
     if verify and verifier.dest_adler != verifier.source_adler:
         raise StagingError("verification_failed", "the copy does not match its source checksum")
     return verifier.source_adler

@@ -270,7 +270,7 @@ class Executor:
             settings=self.settings,
             report_progress=self._progress_reporter(job.id),
             attempt=job.attempts,
-            repairable=self._published_identity(job) if method.repairs_own_output else None,
+            published_identity=lambda: self._published_identity(job),
             confirm_held=lambda: self._confirm_held(job),
             owner=owner_tuple(job.owner_uid, job.owner_gid),
         )

@@ -37,7 +37,9 @@ class TransferContext:
     settings: Settings
     report_progress: Callable[[int, int], None]  # (bytes done, bytes total); may raise to stop
     attempt: int = 1  # this attempt's number: its temporaries are its own
-    repairable: str | None = None  # the identity of a file the service published here before (see LocalCopy)
+    # asked only when the destination is taken: the identity of the file the service published there
+    # before, if any (see LocalCopy)
+    published_identity: Callable[[], str | None] = lambda: None
     confirm_held: Callable[[], None] = lambda: None  # raises when another attempt took the job; called to publish
     owner: Owner | None = None  # (uid, gid) of what is created in the user area
 

@@ -97,7 +97,7 @@ class LocalMethod(PublishingMethod[int]):
             found = self._compare_tree(plan, target, name)
         elif not plan.is_dir and stat.S_ISREG(st.st_mode):
             match = self.compare_file(plan.entries[0], target, name)
-            if match is None and self.repairs_own_output and _published_by_us(st, ctx.repairable):
+            if match is None and self.repairs_own_output and _published_by_us(st, ctx.published_identity()):
                 log.warning("job %s: %s no longer holds what this service published; staged again", ctx.job_id, name)
                 os.unlink(name, dir_fd=target)
                 return None
