@@ -38,6 +38,7 @@ class RucioServer:
     workdir: Path
     port: int = field(default_factory=_free_port)
     process: subprocess.Popen[bytes] | None = None
+    workers: int = 1  # gunicorn worker processes (the benchmark serves as a deployment would, with several)
 
     @property
     def url(self) -> str:
@@ -110,7 +111,7 @@ class RucioServer:
         if not (self.workdir / "rucio.db").exists():  # a restart keeps the catalogue
             subprocess.run([str(VENV / "bin" / "python"), "-c", bootstrap], env=env, check=True, capture_output=True)
         self.process = subprocess.Popen(
-            [str(VENV / "bin" / "gunicorn"), "-b", f"127.0.0.1:{self.port}", "-w", "1", "--threads", "1",
+            [str(VENV / "bin" / "gunicorn"), "-b", f"127.0.0.1:{self.port}", "-w", str(self.workers), "--threads", "1",
              "--no-control-socket", "rucio.web.rest.flaskapi.v1.main:application"],
             env=env,
             stdout=(self.workdir / "log" / "gunicorn.out").open("wb"),

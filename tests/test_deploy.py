@@ -150,12 +150,21 @@ def test_production_example(helm: Helm) -> None:
     assert "replicas" not in api["spec"]  # the HPA owns it
     env = env_of(api["spec"]["template"]["spec"]["containers"][0])
     assert env["STAGING_OIDC_ISSUER"] == "https://ska-iam.stfc.ac.uk/" and env["STAGING_AUTH_MODE"] == "oidc"
-    assert env["STAGING_STORAGE_ROOTS"] == "/data/archive,/data/legacy"
+    assert env["STAGING_STORAGE_ROOTS"] == "/data/archive,/data/legacy,/data/rse"
     assert env["STAGING_USER_AREAS"] == "/data/users/{username}/staged"
     assert env["STAGING_GROUP_STORAGE_ROOTS"] == '{"srcnet/embargoed":["/data/archive/embargoed"]}'
     assert env["STAGING_MAX_RUNNING_PER_USER"] == "8"
     worker = find(manifests, "Deployment", "-worker")["spec"]["template"]["spec"]
     assert worker["terminationGracePeriodSeconds"] == 315
+    # DIDs: the worker reads the RSE where it is mounted, signed in by the token the site refreshes
+    worker_env = env_of(worker["containers"][0])
+    assert worker_env["STAGING_RUCIO_RSE_MOUNTS"] == '{"davs://storage.src.example.org:443/srcnet/":"/data/rse"}'
+    assert worker_env["STAGING_RUCIO_AUTH_URL"] == "https://rucio.srcnet.example.org"
+    assert worker_env["STAGING_RUCIO_TOKEN_FILE"] == "/var/run/secrets/rucio/token"
+    assert "STAGING_RUCIO_PASSWORD" not in worker_env
+    assert {"name": "rucio-token", "secret": {"secretName": "skao-staging-rucio-token"}} in worker["volumes"]
+    mounts = {mount["mountPath"]: mount for mount in worker["containers"][0]["volumeMounts"]}
+    assert mounts["/var/run/secrets/rucio"]["readOnly"] and mounts["/data/rse"]["readOnly"]
     ingress = find(manifests, "Ingress")
     assert ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"] == "8m"
     assert ingress["spec"]["tls"][0]["secretName"] == "staging-tls"
@@ -206,6 +215,16 @@ def test_bad_values_are_rejected_by_the_schema(helm: Helm) -> None:
         (["--set", "mariadb.enabled=false"], "a database is required"),
         (["--set", "auth.mode=oidc"], "auth.mode=oidc needs auth.oidc.issuer"),
         (["--set", "jupyterhub.enabled=true"], "jupyterhub.enabled needs jupyterhub.url"),
+        (["--set", "rucio.enabled=true"], "rucio.enabled needs rucio.url, rucio.account"),
+        (
+            [
+                "--set",
+                "rucio.enabled=true,rucio.url=https://r.example,rucio.account=a,rucio.rse=R",
+                "--set-json",
+                'rucio.rseMounts={"file://x/": "/data/rse"}',
+            ],
+            "rucio.enabled needs rucio.existingSecret (userpass) or rucio.tokenSecret",
+        ),
         (["--set", "auth.mode=everyone"], "/auth/mode"),
     ],
 )

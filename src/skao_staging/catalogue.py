@@ -1,7 +1,9 @@
 """The Rucio catalogue, as the service reads it: DIDs, their files, and their replicas at this site.
 
 Calls go through the official client (``rucio-clients``) from worker threads, one client per
-thread. Rucio's exceptions become the service's codes: ``did_not_found``, ``not_at_site``,
+thread. A dataset's replicas are read in batches, several at once on a small pool of the
+catalogue's own (a Rucio server answers each batch in time proportional to its files, and
+deployments run many server workers). Rucio's exceptions become the service's codes: ``did_not_found``, ``not_at_site``,
 ``rucio_forbidden`` (the service's credentials refused) and ``rucio_unavailable``; no message ever
 carries a credential.
 """
@@ -14,6 +16,7 @@ import os
 import re
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +29,7 @@ from .text import UNSAFE_CHARACTERS
 T = TypeVar("T")
 _SCOPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,24}")
 MAX_NAME = 250  # Rucio's limit on a DID name
-REPLICA_BATCH = 500  # files asked for in one list_replicas call
+REPLICA_BATCH = 250  # files asked for in one list_replicas call
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,8 @@ class Catalogue:
             raise StagingError("unsupported_source", "this site does not accept DIDs (no Rucio is configured)")
         self.settings = settings
         self._local = threading.local()
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
         if settings.rucio_token_file is not None:
             self._token_file = _TokenFile(settings.rucio_token_file)
 
@@ -255,16 +260,38 @@ class Catalogue:
         return str(rule["state"]).upper(), rule.get("error")
 
     def replicas(self, dids: list[Did]) -> dict[Did, Replica]:
-        """The available replicas at this site of many files, asked in batches (one call per batch)."""
+        """The available replicas at this site of many files, asked in batches (one call per batch,
+        up to ``rucio_parallel_requests`` at once)."""
+        batches = [
+            [{"scope": did.scope, "name": did.name} for did in dids[start : start + REPLICA_BATCH]]
+            for start in range(0, len(dids), REPLICA_BATCH)
+        ]
+        read = self._call_batch
+        answers = map(read, batches) if len(batches) < 2 else self._parallel().map(read, batches)
         found: dict[Did, Replica] = {}
         wanted = set(dids)
-        for start in range(0, len(dids), REPLICA_BATCH):
-            batch = [{"scope": did.scope, "name": did.name} for did in dids[start : start + REPLICA_BATCH]]
-            for row in self._call(self._replica_rows(batch)):
-                did, replica = Did(row["scope"], row["name"]), _replica_of(row)
-                if did in wanted and replica is not None:  # a collection's rows name its files, not it
-                    found[did] = replica
+        for row in itertools.chain.from_iterable(answers):
+            did, replica = Did(row["scope"], row["name"]), _replica_of(row)
+            if did in wanted and replica is not None:  # a collection's rows name its files, not it
+                found[did] = replica
         return found
+
+    def close(self) -> None:
+        """Stop the pool's threads (the process is stopping)."""
+        with self._pool_lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = None
+
+    def _call_batch(self, batch: list[dict[str, str]]) -> list[dict[str, Any]]:
+        return self._call(self._replica_rows(batch))
+
+    def _parallel(self) -> ThreadPoolExecutor:
+        """The catalogue's pool (its threads keep their clients, so each signs in once)."""
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.settings.rucio_parallel_requests, "rucio-replicas")
+            return self._pool
 
 
 class _TokenFile:

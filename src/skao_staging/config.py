@@ -182,6 +182,9 @@ class Settings(BaseSettings):
         "(each mapped path must lie inside a storage root).",
     )
     rucio_timeout_seconds: float = Field(30.0, gt=0, description="Timeout of one request to Rucio.")
+    rucio_parallel_requests: int = Field(
+        4, ge=1, le=32, description="Requests to Rucio at once when reading a dataset's replicas (in batches)."
+    )
     rucio_replication_lifetime_seconds: int = Field(
         7 * 24 * 3600, ge=0, description="Lifetime of the replication rules the service creates (0: none)."
     )

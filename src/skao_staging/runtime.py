@@ -63,4 +63,5 @@ class Runtime:
         self.heartbeat.stop()
         if self.replication is not None:
             self.replication.stop()
+            self.replication.catalogue.close()
         self.db.dispose()

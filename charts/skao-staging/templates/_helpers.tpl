@@ -79,6 +79,14 @@ app.kubernetes.io/component: {{ .component }}
 {{- if and .Values.jupyterhub.enabled (not .Values.jupyterhub.apiToken) (not .Values.jupyterhub.existingSecret) }}
 {{- fail "jupyterhub.enabled needs jupyterhub.existingSecret or jupyterhub.apiToken" }}
 {{- end }}
+{{- with .Values.rucio }}
+{{- if and .enabled (or (not .url) (not .account) (not .rse) (not .rseMounts)) }}
+{{- fail "rucio.enabled needs rucio.url, rucio.account, rucio.rse and rucio.rseMounts" }}
+{{- end }}
+{{- if and .enabled (not .existingSecret) (not .tokenSecret) }}
+{{- fail "rucio.enabled needs rucio.existingSecret (userpass) or rucio.tokenSecret" }}
+{{- end }}
+{{- end }}
 {{- end }}
 
 {{/* The service's settings, shared by the API, the workers and the migration. */}}
@@ -139,6 +147,41 @@ app.kubernetes.io/component: {{ .component }}
 - name: STAGING_JUPYTER_CREATE_USERS
   value: {{ .Values.jupyterhub.createUsers | quote }}
 {{- end }}
+{{- if .Values.rucio.enabled }}
+{{- with .Values.rucio }}
+- name: STAGING_RUCIO_URL
+  value: {{ .url | quote }}
+- name: STAGING_RUCIO_AUTH_URL
+  value: {{ .authUrl | default .url | quote }}
+- name: STAGING_RUCIO_ACCOUNT
+  value: {{ .account | quote }}
+- name: STAGING_RUCIO_RSE
+  value: {{ .rse | quote }}
+- name: STAGING_RUCIO_RSE_MOUNTS
+  value: {{ toJson .rseMounts | quote }}
+- name: STAGING_RUCIO_PARALLEL_REQUESTS
+  value: {{ .parallelRequests | quote }}
+{{- if .groupScopes }}
+- name: STAGING_GROUP_RUCIO_SCOPES
+  value: {{ toJson .groupScopes | quote }}
+{{- end }}
+{{- if .tokenSecret }}
+- name: STAGING_RUCIO_TOKEN_FILE
+  value: /var/run/secrets/rucio/token
+{{- else }}
+- name: STAGING_RUCIO_USERNAME
+  valueFrom:
+    secretKeyRef:
+      name: {{ .existingSecret }}
+      key: username
+- name: STAGING_RUCIO_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ .existingSecret }}
+      key: password
+{{- end }}
+{{- end }}
+{{- end }}
 - name: STAGING_SHUTDOWN_GRACE_SECONDS
   value: {{ .Values.worker.shutdownGraceSeconds | quote }}
 {{- range $name, $value := .Values.extraEnv }}
@@ -163,6 +206,11 @@ app.kubernetes.io/component: {{ .component }}
   emptyDir: {}
 - name: tmp
   emptyDir: {}
+{{- if and .Values.rucio.enabled .Values.rucio.tokenSecret }}
+- name: rucio-token
+  secret:
+    secretName: {{ .Values.rucio.tokenSecret }}
+{{- end }}
 {{- end }}
 
 {{- define "skao-staging.volumeMounts" -}}
@@ -177,4 +225,9 @@ app.kubernetes.io/component: {{ .component }}
   mountPath: /var/log/skao-staging
 - name: tmp
   mountPath: /tmp
+{{- if and .Values.rucio.enabled .Values.rucio.tokenSecret }}
+- name: rucio-token
+  mountPath: /var/run/secrets/rucio
+  readOnly: true
+{{- end }}
 {{- end }}
