@@ -32,7 +32,7 @@ class Catalogue(Source):
     def __init__(self, datasets: dict[str, dict[str, Path]]) -> None:
         self.datasets = datasets
 
-    def plan(self, raw: str | None, groups: frozenset[str] | None) -> SourcePlan:
+    def plan(self, raw: str | None, groups: frozenset[str] | None, pin: str | None = None) -> SourcePlan:
         files = self.datasets.get((raw or "").removeprefix("cat:"))
         if files is None:
             raise StagingError("source_not_found", f"no dataset {raw}")
