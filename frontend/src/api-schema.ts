@@ -59,6 +59,11 @@ export interface paths {
      * @description Cancel a job: a queued one never starts; a running one stops within a second.
      */
     delete: operations["cancel_job_api_v1_jobs__job_id__delete"];
+    /**
+     * Change Job
+     * @description Keep the job's staged data for a new ``lifetime`` from now (up to the site's maximum).
+     */
+    patch: operations["change_job_api_v1_jobs__job_id__patch"];
   };
   "/api/v1/jobs/{job_id}/attempts": {
     /**
@@ -66,6 +71,13 @@ export interface paths {
      * @description Each attempt at the job and how it ended.
      */
     get: operations["job_attempts_api_v1_jobs__job_id__attempts_get"];
+  };
+  "/api/v1/jobs/{job_id}/data": {
+    /**
+     * Release Job Data
+     * @description Remove the job's staged data now: what is still as it was staged (the rest is kept and reported).
+     */
+    delete: operations["release_job_data_api_v1_jobs__job_id__data_delete"];
   };
   "/api/v1/jobs/{job_id}/events": {
     /**
@@ -104,6 +116,18 @@ export interface paths {
      * @description Cancel every job of a request that has not ended.
      */
     delete: operations["cancel_request_api_v1_requests__request_id__delete"];
+    /**
+     * Change Request
+     * @description A new ``lifetime`` from now for every job of the request that is active or holds data.
+     */
+    patch: operations["change_request_api_v1_requests__request_id__patch"];
+  };
+  "/api/v1/requests/{request_id}/data": {
+    /**
+     * Release Request Data
+     * @description Remove the staged data of every job of the request now.
+     */
+    delete: operations["release_request_data_api_v1_requests__request_id__data_delete"];
   };
   "/api/v1/storage": {
     /**
@@ -224,7 +248,7 @@ export interface components {
        * Code
        * @enum {string}
        */
-      code: "admin_only" | "body_too_large" | "checksum_mismatch" | "database_unavailable" | "destination_blocked" | "destination_exists" | "destination_not_found" | "did_collision" | "did_not_found" | "download_interrupted" | "file_exists" | "file_too_large" | "file_tool_disabled" | "forbidden" | "internal_error" | "interrupted" | "invalid_did" | "invalid_path" | "invalid_request" | "invalid_token" | "invalid_username" | "io_error" | "job_cancelled" | "job_finished" | "job_not_found" | "jupyter_error" | "jupyter_forbidden" | "jupyter_spawn_failed" | "jupyter_unavailable" | "jupyter_upload_failed" | "jupyter_user_unknown" | "link_not_permitted" | "link_not_possible" | "method_not_allowed" | "method_not_enabled" | "no_space" | "not_at_site" | "not_found" | "oidc_unavailable" | "permission_denied" | "quota_exceeded" | "replication_stuck" | "replication_timeout" | "request_not_found" | "rucio_forbidden" | "rucio_unavailable" | "schema_not_current" | "scope_forbidden" | "source_changed" | "source_forbidden" | "source_not_found" | "source_outside_storage" | "source_writable" | "too_many_items" | "too_many_jobs" | "unauthenticated" | "unknown_method" | "unsafe_destination" | "unsupported_source" | "verification_failed";
+      code: "admin_only" | "body_too_large" | "checksum_mismatch" | "database_unavailable" | "destination_blocked" | "destination_exists" | "destination_not_found" | "did_collision" | "did_not_found" | "download_interrupted" | "file_exists" | "file_too_large" | "file_tool_disabled" | "forbidden" | "internal_error" | "interrupted" | "invalid_did" | "invalid_lifetime" | "invalid_path" | "invalid_request" | "invalid_token" | "invalid_username" | "io_error" | "job_cancelled" | "job_finished" | "job_not_found" | "jupyter_error" | "jupyter_forbidden" | "jupyter_spawn_failed" | "jupyter_unavailable" | "jupyter_upload_failed" | "jupyter_user_unknown" | "lifetime_not_allowed" | "link_not_permitted" | "link_not_possible" | "method_not_allowed" | "method_not_enabled" | "no_data_held" | "no_space" | "not_at_site" | "not_found" | "oidc_unavailable" | "permission_denied" | "quota_exceeded" | "replication_stuck" | "replication_timeout" | "request_not_found" | "rucio_forbidden" | "rucio_unavailable" | "schema_not_current" | "scope_forbidden" | "source_changed" | "source_forbidden" | "source_not_found" | "source_outside_storage" | "source_writable" | "too_many_items" | "too_many_jobs" | "unauthenticated" | "unknown_method" | "unsafe_destination" | "unsupported_source" | "verification_failed";
       /** Detail */
       detail: string;
     };
@@ -237,7 +261,7 @@ export interface components {
        * Code
        * @enum {string}
        */
-      code: "admin_only" | "body_too_large" | "checksum_mismatch" | "database_unavailable" | "destination_blocked" | "destination_exists" | "destination_not_found" | "did_collision" | "did_not_found" | "download_interrupted" | "file_exists" | "file_too_large" | "file_tool_disabled" | "forbidden" | "internal_error" | "interrupted" | "invalid_did" | "invalid_path" | "invalid_request" | "invalid_token" | "invalid_username" | "io_error" | "job_cancelled" | "job_finished" | "job_not_found" | "jupyter_error" | "jupyter_forbidden" | "jupyter_spawn_failed" | "jupyter_unavailable" | "jupyter_upload_failed" | "jupyter_user_unknown" | "link_not_permitted" | "link_not_possible" | "method_not_allowed" | "method_not_enabled" | "no_space" | "not_at_site" | "not_found" | "oidc_unavailable" | "permission_denied" | "quota_exceeded" | "replication_stuck" | "replication_timeout" | "request_not_found" | "rucio_forbidden" | "rucio_unavailable" | "schema_not_current" | "scope_forbidden" | "source_changed" | "source_forbidden" | "source_not_found" | "source_outside_storage" | "source_writable" | "too_many_items" | "too_many_jobs" | "unauthenticated" | "unknown_method" | "unsafe_destination" | "unsupported_source" | "verification_failed";
+      code: "admin_only" | "body_too_large" | "checksum_mismatch" | "database_unavailable" | "destination_blocked" | "destination_exists" | "destination_not_found" | "did_collision" | "did_not_found" | "download_interrupted" | "file_exists" | "file_too_large" | "file_tool_disabled" | "forbidden" | "internal_error" | "interrupted" | "invalid_did" | "invalid_lifetime" | "invalid_path" | "invalid_request" | "invalid_token" | "invalid_username" | "io_error" | "job_cancelled" | "job_finished" | "job_not_found" | "jupyter_error" | "jupyter_forbidden" | "jupyter_spawn_failed" | "jupyter_unavailable" | "jupyter_upload_failed" | "jupyter_user_unknown" | "lifetime_not_allowed" | "link_not_permitted" | "link_not_possible" | "method_not_allowed" | "method_not_enabled" | "no_data_held" | "no_space" | "not_at_site" | "not_found" | "oidc_unavailable" | "permission_denied" | "quota_exceeded" | "replication_stuck" | "replication_timeout" | "request_not_found" | "rucio_forbidden" | "rucio_unavailable" | "schema_not_current" | "scope_forbidden" | "source_changed" | "source_forbidden" | "source_not_found" | "source_outside_storage" | "source_writable" | "too_many_items" | "too_many_jobs" | "unauthenticated" | "unknown_method" | "unsafe_destination" | "unsupported_source" | "verification_failed";
       /** Detail */
       detail: string;
       /** Job Id */
@@ -274,12 +298,22 @@ export interface components {
       error_code: string | null;
       /** Error Reason */
       error_reason: string | null;
+      /**
+       * Expires At
+       * @description When the staged data is removed; null: never, or nothing held
+       */
+      expires_at: string | null;
       /** Files */
       files: number | null;
       /** Finished At */
       finished_at: string | null;
       /** Job Id */
       job_id: number;
+      /**
+       * Lifetime
+       * @description Seconds its data is kept once staged; 0: until released
+       */
+      lifetime: number | null;
       /** Local Path On Storage */
       local_path_on_storage: string | null;
       /** Method */
@@ -290,6 +324,21 @@ export interface components {
       read_only: boolean | null;
       /** Relative Path */
       relative_path: string | null;
+      /**
+       * Release Note
+       * @description What the release left in place, and why
+       */
+      release_note: string | null;
+      /**
+       * Release Reason
+       * @description expired, released by user, or released by admin
+       */
+      release_reason: string | null;
+      /**
+       * Released At
+       * @description When the staged data was removed
+       */
+      released_at: string | null;
       /** Request Id */
       request_id: string;
       /** Started At */
@@ -310,6 +359,11 @@ export interface components {
        * @description A Rucio DID, scope:name; a dataset or container becomes one job per file
        */
       did?: string | null;
+      /**
+       * Lifetime
+       * @description How long the staged data is kept: an ISO 8601 duration (P14D, PT12H) or seconds, up to the site's maximum; 0 keeps it until released (admins, or where the site allows it); default: the site's default (default here: the request's lifetime)
+       */
+      lifetime?: string | number | null;
       /**
        * Local Path On Storage
        * @description An archive path (or give did)
@@ -354,10 +408,26 @@ export interface components {
       /** Items */
       items: components["schemas"]["JobItem"][];
       /**
+       * Lifetime
+       * @description How long the staged data is kept: an ISO 8601 duration (P14D, PT12H) or seconds, up to the site's maximum; 0 keeps it until released (admins, or where the site allows it); default: the site's default
+       */
+      lifetime?: string | number | null;
+      /**
        * Username
        * @description Whose area receives the data (default: the caller)
        */
       username?: string | null;
+    };
+    /**
+     * LifetimeChange
+     * @description A new lifetime, counted from now (from the end of a job that has not ended yet).
+     */
+    LifetimeChange: {
+      /**
+       * Lifetime
+       * @description How long the staged data is kept: an ISO 8601 duration (P14D, PT12H) or seconds, up to the site's maximum; 0 keeps it until released (admins, or where the site allows it); default: the site's default
+       */
+      lifetime: string | number | null;
     };
     /**
      * Me
@@ -594,7 +664,7 @@ export interface operations {
           "application/json": components["schemas"]["DidPage"];
         };
       };
-      /** @description Error; `code` is one of: `invalid_username`, `invalid_path`, `unknown_method`, `method_not_enabled`, `unsupported_source`, `link_not_possible`, `invalid_did` */
+      /** @description Error; `code` is one of: `invalid_username`, `invalid_path`, `unknown_method`, `method_not_enabled`, `unsupported_source`, `link_not_possible`, `invalid_lifetime`, `invalid_did` */
       400: {
         content: {
           "application/json": components["schemas"]["ErrorBody"];
@@ -606,7 +676,7 @@ export interface operations {
           "application/json": components["schemas"]["ErrorBody"];
         };
       };
-      /** @description Error; `code` is one of: `forbidden`, `admin_only`, `source_forbidden`, `scope_forbidden`, `source_outside_storage`, `unsafe_destination`, `link_not_permitted`, `permission_denied` */
+      /** @description Error; `code` is one of: `forbidden`, `admin_only`, `source_forbidden`, `scope_forbidden`, `source_outside_storage`, `unsafe_destination`, `link_not_permitted`, `permission_denied`, `lifetime_not_allowed` */
       403: {
         content: {
           "application/json": components["schemas"]["ErrorBody"];
@@ -647,7 +717,7 @@ export interface operations {
           "application/json": components["schemas"]["DidInfo"];
         };
       };
-      /** @description Error; `code` is one of: `invalid_username`, `invalid_path`, `unknown_method`, `method_not_enabled`, `unsupported_source`, `link_not_possible`, `invalid_did` */
+      /** @description Error; `code` is one of: `invalid_username`, `invalid_path`, `unknown_method`, `method_not_enabled`, `unsupported_source`, `link_not_possible`, `invalid_lifetime`, `invalid_did` */
       400: {
         content: {
           "application/json": components["schemas"]["ErrorBody"];
@@ -659,7 +729,7 @@ export interface operations {
           "application/json": components["schemas"]["ErrorBody"];
         };
       };
-      /** @description Error; `code` is one of: `forbidden`, `admin_only`, `source_forbidden`, `scope_forbidden`, `source_outside_storage`, `unsafe_destination`, `link_not_permitted`, `permission_denied` */
+      /** @description Error; `code` is one of: `forbidden`, `admin_only`, `source_forbidden`, `scope_forbidden`, `source_outside_storage`, `unsafe_destination`, `link_not_permitted`, `permission_denied`, `lifetime_not_allowed` */
       403: {
         content: {
           "application/json": components["schemas"]["ErrorBody"];
@@ -716,7 +786,7 @@ export interface operations {
           "*/*": string;
         };
       };
-      /** @description Error; `code` is one of: `invalid_username`, `invalid_path`, `unknown_method`, `method_not_enabled`, `unsupported_source`, `link_not_possible`, `invalid_did` */
+      /** @description Error; `code` is one of: `invalid_username`, `invalid_path`, `unknown_method`, `method_not_enabled`, `unsupported_source`, `link_not_possible`, `invalid_lifetime`, `invalid_did` */
       400: {
         content: {
           "application/json": components["schemas"]["ErrorBody"];
@@ -728,7 +798,7 @@ export interface operations {
           "application/json": components["schemas"]["ErrorBody"];
         };
       };
-      /** @description Error; `code` is one of: `forbidden`, `admin_only`, `source_forbidden`, `scope_forbidden`, `source_outside_storage`, `unsafe_destination`, `link_not_permitted`, `permission_denied` */
+      /** @description Error; `code` is one of: `forbidden`, `admin_only`, `source_forbidden`, `scope_forbidden`, `source_outside_storage`, `unsafe_destination`, `link_not_permitted`, `permission_denied`, `lifetime_not_allowed` */
       403: {
         content: {
           "application/json": components["schemas"]["ErrorBody"];
@@ -740,7 +810,7 @@ export interface operations {
           "application/json": components["schemas"]["ErrorBody"];
         };
       };
-      /** @description Error; `code` is one of: `file_exists`, `job_finished`, `job_cancelled`, `destination_exists`, `destination_blocked`, `source_writable`, `did_collision` */
+      /** @description Error; `code` is one of: `file_exists`, `job_finished`, `job_cancelled`, `no_data_held`, `destination_exists`, `destination_blocked`, `source_writable`, `did_collision` */
       409: {
         content: {
           "application/json": components["schemas"]["ErrorBody"];
@@ -785,7 +855,7 @@ export interface operations {
           "application/json": components["schemas"]["ErrorBody"];
         };
       };
-      /** @description Error; `code` is one of: `forbidden`, `admin_only`, `source_forbidden`, `scope_forbidden`, `source_outside_storage`, `unsafe_destination`, `link_not_permitted`, `permission_denied` */
+      /** @description Error; `code` is one of: `forbidden`, `admin_only`, `source_forbidden`, `scope_forbidden`, `source_outside_storage`, `unsafe_destination`, `link_not_permitted`, `permission_denied`, `lifetime_not_allowed` */
       403: {
         content: {
           "application/json": components["schemas"]["ErrorBody"];
@@ -822,7 +892,7 @@ export interface operations {
           "application/json": components["schemas"]["CreatedFile"];
         };
       };
-      /** @description Error; `code` is one of: `invalid_username`, `invalid_path`, `unknown_method`, `method_not_enabled`, `unsupported_source`, `link_not_possible`, `invalid_did` */
+      /** @description Error; `code` is one of: `invalid_username`, `invalid_path`, `unknown_method`, `method_not_enabled`, `unsupported_source`, `link_not_possible`, `invalid_lifetime`, `invalid_did` */
       400: {
         content: {
           "application/json": components["schemas"]["ErrorBody"];
@@ -834,7 +904,7 @@ export interface operations {
           "application/json": components["schemas"]["ErrorBody"];
         };
       };
-      /** @description Error; `code` is one of: `forbidden`, `admin_only`, `source_forbidden`, `scope_forbidden`, `source_outside_storage`, `unsafe_destination`, `link_not_permitted`, `permission_denied` */
+      /** @description Error; `code` is one of: `forbidden`, `admin_only`, `source_forbidden`, `scope_forbidden`, `source_outside_storage`, `unsafe_destination`, `link_not_permitted`, `permission_denied`, `lifetime_not_allowed` */
       403: {
         content: {
           "application/json": components["schemas"]["ErrorBody"];
@@ -846,7 +916,7 @@ export interface operations {
           "application/json": components["schemas"]["ErrorBody"];
         };
       };
-      /** @description Error; `code` is one of: `file_exists`, `job_finished`, `job_cancelled`, `destination_exists`, `destination_blocked`, `source_writable`, `did_collision` */
+      /** @description Error; `code` is one of: `file_exists`, `job_finished`, `job_cancelled`, `no_data_held`, `destination_exists`, `destination_blocked`, `source_writable`, `did_collision` */
       409: {
         content: {
           "application/json": components["schemas"]["ErrorBody"];
@@ -901,7 +971,7 @@ export interface operations {
           "application/json": components["schemas"]["ErrorBody"];
         };
       };
-      /** @description Error; `code` is one of: `forbidden`, `admin_only`, `source_forbidden`, `scope_forbidden`, `source_outside_storage`, `unsafe_destination`, `link_not_permitted`, `permission_denied` */
+      /** @description Error; `code` is one of: `forbidden`, `admin_only`, `source_forbidden`, `scope_forbidden`, `source_outside_storage`, `unsafe_destination`, `link_not_permitted`, `permission_denied`, `lifetime_not_allowed` */
       403: {
         content: {
           "application/json": components["schemas"]["ErrorBody"];
@@ -945,7 +1015,7 @@ export interface operations {
           "application/json": components["schemas"]["JobsAccepted"];
         };
       };
-      /** @description Error; `code` is one of: `invalid_username`, `invalid_path`, `unknown_method`, `method_not_enabled`, `unsupported_source`, `link_not_possible`, `invalid_did` */
+      /** @description Error; `code` is one of: `invalid_username`, `invalid_path`, `unknown_method`, `method_not_enabled`, `unsupported_source`, `link_not_possible`, `invalid_lifetime`, `invalid_did` */
       400: {
         content: {
           "application/json": components["schemas"]["ErrorBody"];
@@ -957,7 +1027,7 @@ export interface operations {
           "application/json": components["schemas"]["ErrorBody"];
         };
       };
-      /** @description Error; `code` is one of: `forbidden`, `admin_only`, `source_forbidden`, `scope_forbidden`, `source_outside_storage`, `unsafe_destination`, `link_not_permitted`, `permission_denied` */
+      /** @description Error; `code` is one of: `forbidden`, `admin_only`, `source_forbidden`, `scope_forbidden`, `source_outside_storage`, `unsafe_destination`, `link_not_permitted`, `permission_denied`, `lifetime_not_allowed` */
       403: {
         content: {
           "application/json": components["schemas"]["ErrorBody"];
@@ -1010,7 +1080,7 @@ export interface operations {
           "application/json": components["schemas"]["ErrorBody"];
         };
       };
-      /** @description Error; `code` is one of: `forbidden`, `admin_only`, `source_forbidden`, `scope_forbidden`, `source_outside_storage`, `unsafe_destination`, `link_not_permitted`, `permission_denied` */
+      /** @description Error; `code` is one of: `forbidden`, `admin_only`, `source_forbidden`, `scope_forbidden`, `source_outside_storage`, `unsafe_destination`, `link_not_permitted`, `permission_denied`, `lifetime_not_allowed` */
       403: {
         content: {
           "application/json": components["schemas"]["ErrorBody"];
@@ -1060,7 +1130,7 @@ export interface operations {
           "application/json": components["schemas"]["ErrorBody"];
         };
       };
-      /** @description Error; `code` is one of: `forbidden`, `admin_only`, `source_forbidden`, `scope_forbidden`, `source_outside_storage`, `unsafe_destination`, `link_not_permitted`, `permission_denied` */
+      /** @description Error; `code` is one of: `forbidden`, `admin_only`, `source_forbidden`, `scope_forbidden`, `source_outside_storage`, `unsafe_destination`, `link_not_permitted`, `permission_denied`, `lifetime_not_allowed` */
       403: {
         content: {
           "application/json": components["schemas"]["ErrorBody"];
@@ -1072,8 +1142,81 @@ export interface operations {
           "application/json": components["schemas"]["ErrorBody"];
         };
       };
-      /** @description Error; `code` is one of: `file_exists`, `job_finished`, `job_cancelled`, `destination_exists`, `destination_blocked`, `source_writable`, `did_collision` */
+      /** @description Error; `code` is one of: `file_exists`, `job_finished`, `job_cancelled`, `no_data_held`, `destination_exists`, `destination_blocked`, `source_writable`, `did_collision` */
       409: {
+        content: {
+          "application/json": components["schemas"]["ErrorBody"];
+        };
+      };
+      /** @description Error; `code` is one of: `invalid_request` */
+      422: {
+        content: {
+          "application/json": components["schemas"]["ErrorBody"];
+        };
+      };
+      /** @description Error; `code` is one of: `oidc_unavailable`, `database_unavailable`, `schema_not_current`, `rucio_unavailable`, `jupyter_unavailable` */
+      503: {
+        content: {
+          "application/json": components["schemas"]["ErrorBody"];
+        };
+      };
+    };
+  };
+  /**
+   * Change Job
+   * @description Keep the job's staged data for a new ``lifetime`` from now (up to the site's maximum).
+   */
+  change_job_api_v1_jobs__job_id__patch: {
+    parameters: {
+      path: {
+        /** @description A job's id */
+        job_id: number;
+      };
+    };
+    requestBody: {
+      content: {
+        "application/json": components["schemas"]["LifetimeChange"];
+      };
+    };
+    responses: {
+      /** @description Successful Response */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Job"];
+        };
+      };
+      /** @description Error; `code` is one of: `invalid_username`, `invalid_path`, `unknown_method`, `method_not_enabled`, `unsupported_source`, `link_not_possible`, `invalid_lifetime`, `invalid_did` */
+      400: {
+        content: {
+          "application/json": components["schemas"]["ErrorBody"];
+        };
+      };
+      /** @description Error; `code` is one of: `unauthenticated`, `invalid_token` */
+      401: {
+        content: {
+          "application/json": components["schemas"]["ErrorBody"];
+        };
+      };
+      /** @description Error; `code` is one of: `forbidden`, `admin_only`, `source_forbidden`, `scope_forbidden`, `source_outside_storage`, `unsafe_destination`, `link_not_permitted`, `permission_denied`, `lifetime_not_allowed` */
+      403: {
+        content: {
+          "application/json": components["schemas"]["ErrorBody"];
+        };
+      };
+      /** @description Error; `code` is one of: `file_tool_disabled`, `source_not_found`, `job_not_found`, `not_found`, `request_not_found`, `destination_not_found`, `jupyter_user_unknown`, `did_not_found`, `not_at_site` */
+      404: {
+        content: {
+          "application/json": components["schemas"]["ErrorBody"];
+        };
+      };
+      /** @description Error; `code` is one of: `file_exists`, `job_finished`, `job_cancelled`, `no_data_held`, `destination_exists`, `destination_blocked`, `source_writable`, `did_collision` */
+      409: {
+        content: {
+          "application/json": components["schemas"]["ErrorBody"];
+        };
+      };
+      /** @description Error; `code` is one of: `file_too_large`, `body_too_large`, `quota_exceeded`, `too_many_items` */
+      413: {
         content: {
           "application/json": components["schemas"]["ErrorBody"];
         };
@@ -1116,7 +1259,7 @@ export interface operations {
           "application/json": components["schemas"]["ErrorBody"];
         };
       };
-      /** @description Error; `code` is one of: `forbidden`, `admin_only`, `source_forbidden`, `scope_forbidden`, `source_outside_storage`, `unsafe_destination`, `link_not_permitted`, `permission_denied` */
+      /** @description Error; `code` is one of: `forbidden`, `admin_only`, `source_forbidden`, `scope_forbidden`, `source_outside_storage`, `unsafe_destination`, `link_not_permitted`, `permission_denied`, `lifetime_not_allowed` */
       403: {
         content: {
           "application/json": components["schemas"]["ErrorBody"];
@@ -1130,6 +1273,68 @@ export interface operations {
       };
       /** @description Error; `code` is one of: `invalid_request` */
       422: {
+        content: {
+          "application/json": components["schemas"]["ErrorBody"];
+        };
+      };
+      /** @description Error; `code` is one of: `oidc_unavailable`, `database_unavailable`, `schema_not_current`, `rucio_unavailable`, `jupyter_unavailable` */
+      503: {
+        content: {
+          "application/json": components["schemas"]["ErrorBody"];
+        };
+      };
+    };
+  };
+  /**
+   * Release Job Data
+   * @description Remove the job's staged data now: what is still as it was staged (the rest is kept and reported).
+   */
+  release_job_data_api_v1_jobs__job_id__data_delete: {
+    parameters: {
+      path: {
+        /** @description A job's id */
+        job_id: number;
+      };
+    };
+    responses: {
+      /** @description Successful Response */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Job"];
+        };
+      };
+      /** @description Error; `code` is one of: `unauthenticated`, `invalid_token` */
+      401: {
+        content: {
+          "application/json": components["schemas"]["ErrorBody"];
+        };
+      };
+      /** @description Error; `code` is one of: `forbidden`, `admin_only`, `source_forbidden`, `scope_forbidden`, `source_outside_storage`, `unsafe_destination`, `link_not_permitted`, `permission_denied`, `lifetime_not_allowed` */
+      403: {
+        content: {
+          "application/json": components["schemas"]["ErrorBody"];
+        };
+      };
+      /** @description Error; `code` is one of: `file_tool_disabled`, `source_not_found`, `job_not_found`, `not_found`, `request_not_found`, `destination_not_found`, `jupyter_user_unknown`, `did_not_found`, `not_at_site` */
+      404: {
+        content: {
+          "application/json": components["schemas"]["ErrorBody"];
+        };
+      };
+      /** @description Error; `code` is one of: `file_exists`, `job_finished`, `job_cancelled`, `no_data_held`, `destination_exists`, `destination_blocked`, `source_writable`, `did_collision` */
+      409: {
+        content: {
+          "application/json": components["schemas"]["ErrorBody"];
+        };
+      };
+      /** @description Error; `code` is one of: `invalid_request` */
+      422: {
+        content: {
+          "application/json": components["schemas"]["ErrorBody"];
+        };
+      };
+      /** @description Error; `code` is one of: `source_changed`, `verification_failed`, `io_error`, `internal_error`, `interrupted`, `checksum_mismatch` */
+      500: {
         content: {
           "application/json": components["schemas"]["ErrorBody"];
         };
@@ -1166,7 +1371,7 @@ export interface operations {
           "application/json": components["schemas"]["ErrorBody"];
         };
       };
-      /** @description Error; `code` is one of: `forbidden`, `admin_only`, `source_forbidden`, `scope_forbidden`, `source_outside_storage`, `unsafe_destination`, `link_not_permitted`, `permission_denied` */
+      /** @description Error; `code` is one of: `forbidden`, `admin_only`, `source_forbidden`, `scope_forbidden`, `source_outside_storage`, `unsafe_destination`, `link_not_permitted`, `permission_denied`, `lifetime_not_allowed` */
       403: {
         content: {
           "application/json": components["schemas"]["ErrorBody"];
@@ -1210,7 +1415,7 @@ export interface operations {
           "application/json": components["schemas"]["Job"];
         };
       };
-      /** @description Error; `code` is one of: `invalid_username`, `invalid_path`, `unknown_method`, `method_not_enabled`, `unsupported_source`, `link_not_possible`, `invalid_did` */
+      /** @description Error; `code` is one of: `invalid_username`, `invalid_path`, `unknown_method`, `method_not_enabled`, `unsupported_source`, `link_not_possible`, `invalid_lifetime`, `invalid_did` */
       400: {
         content: {
           "application/json": components["schemas"]["ErrorBody"];
@@ -1222,7 +1427,7 @@ export interface operations {
           "application/json": components["schemas"]["ErrorBody"];
         };
       };
-      /** @description Error; `code` is one of: `forbidden`, `admin_only`, `source_forbidden`, `scope_forbidden`, `source_outside_storage`, `unsafe_destination`, `link_not_permitted`, `permission_denied` */
+      /** @description Error; `code` is one of: `forbidden`, `admin_only`, `source_forbidden`, `scope_forbidden`, `source_outside_storage`, `unsafe_destination`, `link_not_permitted`, `permission_denied`, `lifetime_not_allowed` */
       403: {
         content: {
           "application/json": components["schemas"]["ErrorBody"];
@@ -1234,7 +1439,7 @@ export interface operations {
           "application/json": components["schemas"]["ErrorBody"];
         };
       };
-      /** @description Error; `code` is one of: `file_exists`, `job_finished`, `job_cancelled`, `destination_exists`, `destination_blocked`, `source_writable`, `did_collision` */
+      /** @description Error; `code` is one of: `file_exists`, `job_finished`, `job_cancelled`, `no_data_held`, `destination_exists`, `destination_blocked`, `source_writable`, `did_collision` */
       409: {
         content: {
           "application/json": components["schemas"]["ErrorBody"];
@@ -1290,7 +1495,7 @@ export interface operations {
           "application/json": components["schemas"]["ErrorBody"];
         };
       };
-      /** @description Error; `code` is one of: `forbidden`, `admin_only`, `source_forbidden`, `scope_forbidden`, `source_outside_storage`, `unsafe_destination`, `link_not_permitted`, `permission_denied` */
+      /** @description Error; `code` is one of: `forbidden`, `admin_only`, `source_forbidden`, `scope_forbidden`, `source_outside_storage`, `unsafe_destination`, `link_not_permitted`, `permission_denied`, `lifetime_not_allowed` */
       403: {
         content: {
           "application/json": components["schemas"]["ErrorBody"];
@@ -1335,7 +1540,7 @@ export interface operations {
           "application/json": components["schemas"]["ErrorBody"];
         };
       };
-      /** @description Error; `code` is one of: `forbidden`, `admin_only`, `source_forbidden`, `scope_forbidden`, `source_outside_storage`, `unsafe_destination`, `link_not_permitted`, `permission_denied` */
+      /** @description Error; `code` is one of: `forbidden`, `admin_only`, `source_forbidden`, `scope_forbidden`, `source_outside_storage`, `unsafe_destination`, `link_not_permitted`, `permission_denied`, `lifetime_not_allowed` */
       403: {
         content: {
           "application/json": components["schemas"]["ErrorBody"];
@@ -1370,7 +1575,7 @@ export interface operations {
           "application/json": components["schemas"]["ErrorBody"];
         };
       };
-      /** @description Error; `code` is one of: `forbidden`, `admin_only`, `source_forbidden`, `scope_forbidden`, `source_outside_storage`, `unsafe_destination`, `link_not_permitted`, `permission_denied` */
+      /** @description Error; `code` is one of: `forbidden`, `admin_only`, `source_forbidden`, `scope_forbidden`, `source_outside_storage`, `unsafe_destination`, `link_not_permitted`, `permission_denied`, `lifetime_not_allowed` */
       403: {
         content: {
           "application/json": components["schemas"]["ErrorBody"];
@@ -1404,7 +1609,7 @@ export interface operations {
           "application/json": components["schemas"]["ErrorBody"];
         };
       };
-      /** @description Error; `code` is one of: `forbidden`, `admin_only`, `source_forbidden`, `scope_forbidden`, `source_outside_storage`, `unsafe_destination`, `link_not_permitted`, `permission_denied` */
+      /** @description Error; `code` is one of: `forbidden`, `admin_only`, `source_forbidden`, `scope_forbidden`, `source_outside_storage`, `unsafe_destination`, `link_not_permitted`, `permission_denied`, `lifetime_not_allowed` */
       403: {
         content: {
           "application/json": components["schemas"]["ErrorBody"];
@@ -1453,7 +1658,7 @@ export interface operations {
           "application/json": components["schemas"]["ErrorBody"];
         };
       };
-      /** @description Error; `code` is one of: `forbidden`, `admin_only`, `source_forbidden`, `scope_forbidden`, `source_outside_storage`, `unsafe_destination`, `link_not_permitted`, `permission_denied` */
+      /** @description Error; `code` is one of: `forbidden`, `admin_only`, `source_forbidden`, `scope_forbidden`, `source_outside_storage`, `unsafe_destination`, `link_not_permitted`, `permission_denied`, `lifetime_not_allowed` */
       403: {
         content: {
           "application/json": components["schemas"]["ErrorBody"];
@@ -1467,6 +1672,127 @@ export interface operations {
       };
       /** @description Error; `code` is one of: `invalid_request` */
       422: {
+        content: {
+          "application/json": components["schemas"]["ErrorBody"];
+        };
+      };
+      /** @description Error; `code` is one of: `oidc_unavailable`, `database_unavailable`, `schema_not_current`, `rucio_unavailable`, `jupyter_unavailable` */
+      503: {
+        content: {
+          "application/json": components["schemas"]["ErrorBody"];
+        };
+      };
+    };
+  };
+  /**
+   * Change Request
+   * @description A new ``lifetime`` from now for every job of the request that is active or holds data.
+   */
+  change_request_api_v1_requests__request_id__patch: {
+    parameters: {
+      path: {
+        request_id: string;
+      };
+    };
+    requestBody: {
+      content: {
+        "application/json": components["schemas"]["LifetimeChange"];
+      };
+    };
+    responses: {
+      /** @description Successful Response */
+      200: {
+        content: {
+          "application/json": components["schemas"]["RequestState"];
+        };
+      };
+      /** @description Error; `code` is one of: `invalid_username`, `invalid_path`, `unknown_method`, `method_not_enabled`, `unsupported_source`, `link_not_possible`, `invalid_lifetime`, `invalid_did` */
+      400: {
+        content: {
+          "application/json": components["schemas"]["ErrorBody"];
+        };
+      };
+      /** @description Error; `code` is one of: `unauthenticated`, `invalid_token` */
+      401: {
+        content: {
+          "application/json": components["schemas"]["ErrorBody"];
+        };
+      };
+      /** @description Error; `code` is one of: `forbidden`, `admin_only`, `source_forbidden`, `scope_forbidden`, `source_outside_storage`, `unsafe_destination`, `link_not_permitted`, `permission_denied`, `lifetime_not_allowed` */
+      403: {
+        content: {
+          "application/json": components["schemas"]["ErrorBody"];
+        };
+      };
+      /** @description Error; `code` is one of: `file_tool_disabled`, `source_not_found`, `job_not_found`, `not_found`, `request_not_found`, `destination_not_found`, `jupyter_user_unknown`, `did_not_found`, `not_at_site` */
+      404: {
+        content: {
+          "application/json": components["schemas"]["ErrorBody"];
+        };
+      };
+      /** @description Error; `code` is one of: `file_too_large`, `body_too_large`, `quota_exceeded`, `too_many_items` */
+      413: {
+        content: {
+          "application/json": components["schemas"]["ErrorBody"];
+        };
+      };
+      /** @description Error; `code` is one of: `invalid_request` */
+      422: {
+        content: {
+          "application/json": components["schemas"]["ErrorBody"];
+        };
+      };
+      /** @description Error; `code` is one of: `oidc_unavailable`, `database_unavailable`, `schema_not_current`, `rucio_unavailable`, `jupyter_unavailable` */
+      503: {
+        content: {
+          "application/json": components["schemas"]["ErrorBody"];
+        };
+      };
+    };
+  };
+  /**
+   * Release Request Data
+   * @description Remove the staged data of every job of the request now.
+   */
+  release_request_data_api_v1_requests__request_id__data_delete: {
+    parameters: {
+      path: {
+        request_id: string;
+      };
+    };
+    responses: {
+      /** @description Successful Response */
+      200: {
+        content: {
+          "application/json": components["schemas"]["RequestState"];
+        };
+      };
+      /** @description Error; `code` is one of: `unauthenticated`, `invalid_token` */
+      401: {
+        content: {
+          "application/json": components["schemas"]["ErrorBody"];
+        };
+      };
+      /** @description Error; `code` is one of: `forbidden`, `admin_only`, `source_forbidden`, `scope_forbidden`, `source_outside_storage`, `unsafe_destination`, `link_not_permitted`, `permission_denied`, `lifetime_not_allowed` */
+      403: {
+        content: {
+          "application/json": components["schemas"]["ErrorBody"];
+        };
+      };
+      /** @description Error; `code` is one of: `file_tool_disabled`, `source_not_found`, `job_not_found`, `not_found`, `request_not_found`, `destination_not_found`, `jupyter_user_unknown`, `did_not_found`, `not_at_site` */
+      404: {
+        content: {
+          "application/json": components["schemas"]["ErrorBody"];
+        };
+      };
+      /** @description Error; `code` is one of: `invalid_request` */
+      422: {
+        content: {
+          "application/json": components["schemas"]["ErrorBody"];
+        };
+      };
+      /** @description Error; `code` is one of: `source_changed`, `verification_failed`, `io_error`, `internal_error`, `interrupted`, `checksum_mismatch` */
+      500: {
         content: {
           "application/json": components["schemas"]["ErrorBody"];
         };
@@ -1500,7 +1826,7 @@ export interface operations {
           "application/json": components["schemas"]["StorageListing"];
         };
       };
-      /** @description Error; `code` is one of: `invalid_username`, `invalid_path`, `unknown_method`, `method_not_enabled`, `unsupported_source`, `link_not_possible`, `invalid_did` */
+      /** @description Error; `code` is one of: `invalid_username`, `invalid_path`, `unknown_method`, `method_not_enabled`, `unsupported_source`, `link_not_possible`, `invalid_lifetime`, `invalid_did` */
       400: {
         content: {
           "application/json": components["schemas"]["ErrorBody"];
@@ -1512,7 +1838,7 @@ export interface operations {
           "application/json": components["schemas"]["ErrorBody"];
         };
       };
-      /** @description Error; `code` is one of: `forbidden`, `admin_only`, `source_forbidden`, `scope_forbidden`, `source_outside_storage`, `unsafe_destination`, `link_not_permitted`, `permission_denied` */
+      /** @description Error; `code` is one of: `forbidden`, `admin_only`, `source_forbidden`, `scope_forbidden`, `source_outside_storage`, `unsafe_destination`, `link_not_permitted`, `permission_denied`, `lifetime_not_allowed` */
       403: {
         content: {
           "application/json": components["schemas"]["ErrorBody"];
@@ -1600,6 +1926,8 @@ export interface operations {
         method?: string | null;
         /** @description The user whose area receives the data (default: the caller) */
         username?: string | null;
+        /** @description How long the staged data is kept: an ISO 8601 duration (P14D, PT12H) or seconds, up to the site's maximum; 0 keeps it until released (admins, or where the site allows it); default: the site's default */
+        lifetime?: string | null;
       };
     };
     requestBody: {
@@ -1621,7 +1949,7 @@ export interface operations {
           "application/json": components["schemas"]["Job"] | components["schemas"]["JobsAccepted"];
         };
       };
-      /** @description Error; `code` is one of: `invalid_username`, `invalid_path`, `unknown_method`, `method_not_enabled`, `unsupported_source`, `link_not_possible`, `invalid_did` */
+      /** @description Error; `code` is one of: `invalid_username`, `invalid_path`, `unknown_method`, `method_not_enabled`, `unsupported_source`, `link_not_possible`, `invalid_lifetime`, `invalid_did` */
       400: {
         content: {
           "application/json": components["schemas"]["ErrorBody"];
@@ -1633,7 +1961,7 @@ export interface operations {
           "application/json": components["schemas"]["ErrorBody"];
         };
       };
-      /** @description Error; `code` is one of: `forbidden`, `admin_only`, `source_forbidden`, `scope_forbidden`, `source_outside_storage`, `unsafe_destination`, `link_not_permitted`, `permission_denied` */
+      /** @description Error; `code` is one of: `forbidden`, `admin_only`, `source_forbidden`, `scope_forbidden`, `source_outside_storage`, `unsafe_destination`, `link_not_permitted`, `permission_denied`, `lifetime_not_allowed` */
       403: {
         content: {
           "application/json": components["schemas"]["ErrorBody"];
@@ -1645,7 +1973,7 @@ export interface operations {
           "application/json": components["schemas"]["ErrorBody"];
         };
       };
-      /** @description Error; `code` is one of: `file_exists`, `job_finished`, `job_cancelled`, `destination_exists`, `destination_blocked`, `source_writable`, `did_collision` */
+      /** @description Error; `code` is one of: `file_exists`, `job_finished`, `job_cancelled`, `no_data_held`, `destination_exists`, `destination_blocked`, `source_writable`, `did_collision` */
       409: {
         content: {
           "application/json": components["schemas"]["ErrorBody"];

@@ -5,6 +5,7 @@ The variable names are a public contract (README, Helm chart): rename nothing wi
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -150,6 +151,26 @@ class Settings(BaseSettings):
     quota_bytes_per_day: int = Field(
         0, ge=0, description="Bytes one user may stage in 24 hours (413 quota_exceeded); 0 means no quota."
     )
+    default_lifetime: timedelta = Field(
+        timedelta(days=14),
+        description="How long staged data is kept when a request names no lifetime (ISO 8601 duration, "
+        "e.g. P14D, or seconds); 0: until released.",
+    )
+    max_lifetime: timedelta = Field(
+        timedelta(days=90), description="The longest lifetime a request may ask for (ISO 8601 duration or seconds)."
+    )
+    allow_unlimited_lifetime: bool = Field(
+        False, description="Let every user ask for lifetime 0 (kept until released); otherwise only admins."
+    )
+    reaper_interval_seconds: float = Field(
+        60.0, gt=0, description="How often the reaper (one process at a time) removes expired staged data."
+    )
+    quota_held_bytes_per_user: int = Field(
+        0,
+        ge=0,
+        description="Bytes of staged data one user may hold at once (413 quota_exceeded; hard links count "
+        "zero); 0 means no quota.",
+    )
     group_storage_roots: dict[str, list[Path]] = Field(
         default_factory=dict,
         description='JSON {"group": ["/storage/root", ...]}: roots named here are readable only by members '
@@ -209,6 +230,13 @@ class Settings(BaseSettings):
     @classmethod
     def _comma_list(cls, value: object) -> object:
         return _split_commas(value)
+
+    @field_validator("default_lifetime", "max_lifetime")
+    @classmethod
+    def _not_negative(cls, value: timedelta) -> timedelta:
+        if value < timedelta(0):
+            raise ValueError("a lifetime is not negative")
+        return value
 
     @field_validator("storage_roots")
     @classmethod

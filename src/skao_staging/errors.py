@@ -51,7 +51,14 @@ CODES: dict[str, ErrorCode] = {
     "job_finished": ErrorCode(409, "The job already ended (cancel), or has not failed (retry)."),
     "job_cancelled": ErrorCode(409, "The job was cancelled before it finished."),
     "body_too_large": ErrorCode(413, "The request body is larger than this site accepts."),
-    "quota_exceeded": ErrorCode(413, "The user's quota of bytes staged in 24 hours would be exceeded."),
+    "quota_exceeded": ErrorCode(
+        413, "The user's quota of bytes staged in 24 hours, or of staged data held at once, would be exceeded."
+    ),
+    "invalid_lifetime": ErrorCode(
+        400, "The lifetime is not an ISO 8601 duration or seconds, is negative, or exceeds the site's maximum."
+    ),
+    "lifetime_not_allowed": ErrorCode(403, "Only admins may keep data until it is released (lifetime 0)."),
+    "no_data_held": ErrorCode(409, "The job holds no staged data: it published none, or it was released."),
     "too_many_jobs": ErrorCode(429, "The user has as many active jobs as allowed; retry later.", retryable=True),
     "too_many_items": ErrorCode(413, "The request has more items than this site accepts at once."),
     "destination_not_found": ErrorCode(404, "A folder of the destination disappeared during staging."),

@@ -24,6 +24,7 @@ from .config import Settings
 from .db import JobStatus, JobStore, StagingJob, utcnow
 from .errors import StagingError, from_os_error
 from .hooks import Hook
+from .lifetimes import expiry
 from .logs import get_logger
 from .methods import EndedJob, MethodRegistry, TransferContext, TransferResult
 from .paths import owner_tuple, resolve_destination
@@ -353,16 +354,32 @@ class Executor:
             refund=True,
         )
 
+    def _expiry(self, job: StagingJob) -> datetime | None:
+        """When what this job publishes now expires (None: never, or its method publishes nothing to remove)."""
+        if not self.methods.get(job.method).releasable:
+            return None
+        return expiry(utcnow(), job.lifetime_seconds)
+
     def _succeed(self, job: StagingJob, result: TransferResult, started: float) -> None:
         status = JobStatus.SKIPPED if result.outcome == "skipped" else JobStatus.SUCCEEDED
+        expires_at = self._expiry(job)
         if status is JobStatus.SUCCEEDED:
             metrics.BYTES_STAGED.labels(str(job.method)).inc(result.bytes)
+        elif job.lifetime_seconds is not None and job.destination is not None:
+            # the data is there already, staged by an earlier job: it lasts as long as this one asked
+            destination = job.destination
+            self._with_database(
+                lambda: self.jobs.extend_holder(str(job.username), destination, expires_at),
+                f"job {job.id}: extending the earlier staging",
+            )
 
         def record(job: StagingJob) -> bool:
             return self.jobs.finish(
                 job.id,
                 self.process_id,
                 status,
+                outputs=[vars(entry) for entry in result.outputs],
+                expires_at=expires_at if status is JobStatus.SUCCEEDED else None,
                 bytes_total=result.bytes,
                 bytes_done=result.bytes if status is JobStatus.SUCCEEDED else 0,
                 files_total=result.files,

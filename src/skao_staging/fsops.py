@@ -14,6 +14,7 @@ import shutil
 import stat
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
+from typing import Literal
 
 from .errors import DestinationAppeared, StagingError
 from .paths import Destination, Owner
@@ -169,6 +170,54 @@ def remove_entry(parent_fd: int, name: str) -> bool:
         shutil.rmtree(name, dir_fd=parent_fd)
     else:
         os.unlink(name, dir_fd=parent_fd)
+    return True
+
+
+FileState = Literal["removed", "changed", "replaced", "gone"]
+
+
+def same_file(st: os.stat_result, identity: str, size: int | None) -> bool:
+    """Whether ``st`` is the file recorded as device:inode:mtime_ns ``identity`` (and ``size``), unmodified."""
+    device, inode, mtime_ns = (int(part) for part in identity.split(":"))
+    return (st.st_dev, st.st_ino, st.st_mtime_ns) == (device, inode, mtime_ns) and size in (None, st.st_size)
+
+
+def unlink_if_same(dir_fd: int, name: str, identity: str, size: int | None) -> FileState:
+    """Remove ``name`` below ``dir_fd`` only if it is still the file ``identity`` names, unmodified.
+
+    A symlink, a folder or another file standing there now (``replaced``), or the same file
+    modified (``changed``), stays. The check and the unlink are two calls: a file put in its
+    place between them would be removed, a window of microseconds that only its user can open.
+    """
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return "gone"
+    device, inode, _ = identity.split(":")
+    if not stat.S_ISREG(st.st_mode) or (str(st.st_dev), str(st.st_ino)) != (device, inode):
+        return "replaced"
+    if not same_file(st, identity, size):
+        return "changed"
+    try:
+        os.unlink(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return "gone"
+    return "removed"
+
+
+def remove_empty_dir(dir_fd: int, name: str) -> bool:
+    """Remove the folder ``name`` below ``dir_fd`` if it is empty (never a symlink); True when it is gone."""
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        if not stat.S_ISDIR(st.st_mode):
+            return False
+        os.rmdir(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return True
+    except OSError as exc:
+        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+            return False
+        raise
     return True
 
 

@@ -22,6 +22,7 @@ class StageItem:
     relative_path: str | None
     did: str | None = None  # a Rucio DID instead of an archive path
     replicate: str | None = None  # not at this site: the DID to replicate here (this one, or its dataset)
+    lifetime: str | None = None  # as asked (ISO 8601 duration or seconds); None: the site's default
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "method", canonical_method(self.method))

@@ -25,6 +25,12 @@ DURATION = Histogram(
 HEARTBEAT = Gauge(
     "skao_staging_heartbeat_timestamp_seconds", "When this process last renewed its leases.", registry=PROCESS
 )
+RELEASES = Counter(
+    "skao_staging_releases",
+    "Jobs whose staged data was released in this process, by reason.",
+    ["method", "reason"],
+    registry=PROCESS,
+)
 RUNNING_HERE = Gauge("skao_staging_jobs_running_here", "Jobs running in this process.", registry=PROCESS)
 
 

@@ -2,6 +2,7 @@
 
     jobs store ─ executor (claims, runs, records) ─ worker pool (threads) ─ heartbeat (leases)
                      ├── service (accepts requests; the routes' only entry)
+                     ├── reaper (expired data; with a worker pool; one process at a time acts)
                      └── replication watch (jobs waiting for a DID's replica; with Rucio only)
 
 Two hooks connect them: ``jobs_queued`` (wakes idle worker threads) and ``job_ended`` (wakes API
@@ -16,6 +17,7 @@ from .execution import Executor, new_process_id
 from .hooks import Hook
 from .methods import MethodRegistry
 from .paths import StorageRoots
+from .reaper import Reaper, Releaser
 from .replication import ReplicationWatch
 from .service import StagingService
 from .sources import Sources
@@ -37,22 +39,25 @@ class Runtime:
         jobs = JobStore(db)
         roots = StorageRoots(settings.storage_roots, settings.group_storage_roots)
         sources = sources or Sources.of_site(roots, settings)
-        self.executor = Executor(
-            settings, jobs, MethodRegistry(settings), sources, new_process_id(role), self.job_ended
-        )
+        methods = MethodRegistry(settings)
+        self.executor = Executor(settings, jobs, methods, sources, new_process_id(role), self.job_ended)
         self.worker = Worker(self.executor, threads) if threads > 0 else None
+        releaser = Releaser(settings, jobs, methods)
+        self.reaper = Reaper(releaser, self.executor.process_id) if self.worker is not None else None
         if self.worker is not None:
             self.jobs_queued.connect(self.worker.wake)
         self.heartbeat = Heartbeat(self.executor, settings, self.jobs_queued)
         self.replication = (
             ReplicationWatch(settings, jobs, sources.dids().catalogue, self.jobs_queued) if sources.has_dids else None
         )
-        self.service = StagingService(settings, jobs, roots, self.executor, self.worker, self.jobs_queued)
+        self.service = StagingService(settings, jobs, roots, self.executor, self.worker, self.jobs_queued, releaser)
 
     def start(self) -> None:
         if self.worker is not None:
             self.worker.start()
         self.heartbeat.start()
+        if self.reaper is not None:
+            self.reaper.start()
         if self.replication is not None:
             self.replication.start()
 
@@ -61,6 +66,8 @@ class Runtime:
         if self.worker is not None:
             self.worker.stop(self.settings.shutdown_grace_seconds)
         self.heartbeat.stop()
+        if self.reaper is not None:
+            self.reaper.stop()
         if self.replication is not None:
             self.replication.stop()
             self.replication.catalogue.close()

@@ -19,11 +19,12 @@ from .auth import Identity
 from .catalogue import Did, DidSummary
 from .config import Settings
 from .db import JobStatus, JobStore, RequestSummary, StagingJob, utcnow
-from .errors import StagingError
+from .errors import StagingError, from_os_error
 from .execution import Executor
 from .fsops import write_new_file
 from .hooks import Hook
 from .items import StageItem
+from .lifetimes import expiry, lifetime_seconds
 from .logs import get_logger
 from .methods import MethodRegistry
 from .paths import (
@@ -35,6 +36,7 @@ from .paths import (
     validate_relative_path,
     validate_username,
 )
+from .reaper import Releaser, ReleaseReason
 from .sources import PlannedFile, SourcePlan, Sources
 from .worker import Worker
 
@@ -58,6 +60,7 @@ class StagingService:
         executor: Executor,
         worker: Worker | None,
         jobs_queued: Hook[int],
+        releaser: Releaser,
     ) -> None:
         self.settings = settings
         self.jobs = jobs
@@ -67,6 +70,7 @@ class StagingService:
         self.roots = roots
         self.worker = worker
         self.jobs_queued = jobs_queued
+        self.releaser = releaser
 
     def ping_database(self) -> None:
         """Raise when the job database does not answer."""
@@ -98,7 +102,7 @@ class StagingService:
 
     def _size(self, plan: SourcePlan) -> int | None:
         """A file's size; a folder's only when a byte quota needs it (walking a dataset costs)."""
-        if plan.is_dir and not self.settings.quota_bytes_per_day:
+        if plan.is_dir and not (self.settings.quota_bytes_per_day or self.settings.quota_held_bytes_per_user):
             return None
         return plan.bytes_total
 
@@ -113,7 +117,22 @@ class StagingService:
             "owner_gid": caller.gid if caller.gid is not None else self.settings.owner_gid,
         }
 
-    def _check_quotas(self, username: str | None, jobs: int, size: int) -> None:
+    def _check_quotas(self, username: str | None, rows: list[dict[str, Any]]) -> None:
+        """The per-user limits, for the jobs about to be recorded (as their columns)."""
+        size = sum(row["bytes_total"] or 0 for row in rows)
+        self._check_active_and_daily(username, len(rows), size)
+        quota = self.settings.quota_held_bytes_per_user
+        if quota:
+            holds = sum(row["bytes_total"] or 0 for row in rows if row["method"] != "symlink_copy")
+            held = self.jobs.held_bytes(username)
+            if held + holds > quota:
+                raise StagingError(
+                    "quota_exceeded",
+                    f"this would hold {held + holds} bytes of staged data, over the quota of {quota} bytes "
+                    f"(held now: {held}); release data or wait for it to expire",
+                )
+
+    def _check_active_and_daily(self, username: str | None, jobs: int, size: int) -> None:
         limit = self.settings.max_active_jobs_per_user
         if limit and self.jobs.active_count(username) + jobs > limit:
             raise StagingError(
@@ -127,7 +146,7 @@ class StagingService:
         """Validate a staging request and queue it; a refusal is recorded, then raised."""
         try:
             accepted = self._accept(item, caller, {})
-            self._check_quotas(item.username, 1, accepted["bytes_total"] or 0)
+            self._check_quotas(item.username, [{**accepted, "method": item.method}])
         except StagingError as error:
             self.record_refusal(item, error)
             raise
@@ -157,6 +176,7 @@ class StagingService:
     def _accept(self, item: StageItem, caller: Identity, rules: dict[str, str]) -> dict[str, Any]:
         """The columns of an accepted item's job: queued, or waiting for its replica when it is not at
         this site and the caller asked for replication (``rules``: the rules made for this request, by DID)."""
+        lifetime = {"lifetime_seconds": lifetime_seconds(item.lifetime, self.settings, caller)}
         try:
             label, plan = self._validate(item, caller.read_groups, self._owner(caller))
             return {
@@ -164,6 +184,7 @@ class StagingService:
                 "destination": label,
                 "bytes_total": self._size(plan),
                 "source_pin": plan.pin,
+                **lifetime,
             }
         except StagingError as error:
             if error.code != "not_at_site" or item.replicate is None:
@@ -177,6 +198,7 @@ class StagingService:
             "bytes_total": None,
             "replication_rule": rules[item.replicate],
             "wait_until": utcnow() + timeout,
+            **lifetime,
         }
 
     def stage_now(self, item: StageItem, caller: Identity) -> StagingJob:
@@ -229,7 +251,7 @@ class StagingService:
             errors.append(None)
         valid = [row for row in rows if row["status"] != JobStatus.FAILED]
         try:
-            self._check_quotas(username, len(valid), sum(row["bytes_total"] or 0 for row in valid))
+            self._check_quotas(username, valid)
         except StagingError as error:
             self.record_refusal(StageItem(None, username, None, None), error, request_id=request_id)
             raise
@@ -405,6 +427,63 @@ class StagingService:
             )
         self.jobs_queued(1)
         return self.job(job_id, caller)
+
+    # -- lifetimes ----------------------------------------------------------------------------
+
+    def release(self, job_id: int, caller: Identity) -> StagingJob:
+        """Remove a job's staged data now (what is still as it was staged)."""
+        job = self.job(job_id, caller)
+        if not self.releaser.holds_data(job):
+            raise StagingError("no_data_held", f"job {job_id} holds no staged data ({self._why_nothing_held(job)})")
+        self._release(job, caller)
+        return self.job(job_id, caller)
+
+    def _release(self, job: StagingJob, caller: Identity) -> None:
+        try:
+            self.releaser.release(job, self._release_reason(job, caller))
+        except OSError as exc:
+            log.error("job %s: releasing its data failed", job.id, exc_info=True)
+            raise from_os_error(exc) from None
+
+    def set_lifetime(self, job_id: int, lifetime: str | None, caller: Identity) -> StagingJob:
+        """Keep a job's data for ``lifetime`` from now (None: the site's default); before it ends, from its end."""
+        job = self.job(job_id, caller)
+        seconds = lifetime_seconds(lifetime, self.settings, caller)
+        if JobStatus(job.status).is_final and not self.releaser.holds_data(job):
+            raise StagingError("no_data_held", f"job {job_id} holds no staged data ({self._why_nothing_held(job)})")
+        if not self.jobs.set_lifetime(job.id, seconds, expiry(utcnow(), seconds)):
+            raise StagingError("no_data_held", f"job {job_id} holds no staged data (it was released)")
+        shown = f"{seconds}s" if seconds else "until released"
+        log.info("job %s: lifetime set to %s by %s", job_id, shown, caller.username)
+        return self.job(job_id, caller)
+
+    def release_request(self, request_id: str, caller: Identity) -> RequestSummary:
+        """Release the data of every job of a request that holds some."""
+        for job in self._request_jobs(request_id, caller):
+            if self.releaser.holds_data(job):
+                self._release(job, caller)
+        return self.request_state(request_id, caller)
+
+    def set_request_lifetime(self, request_id: str, lifetime: str | None, caller: Identity) -> RequestSummary:
+        """A new lifetime for every job of a request that is active or holds data."""
+        seconds = lifetime_seconds(lifetime, self.settings, caller)
+        expires_at = expiry(utcnow(), seconds)
+        for job in self._request_jobs(request_id, caller):
+            if not JobStatus(job.status).is_final or self.releaser.holds_data(job):
+                self.jobs.set_lifetime(job.id, seconds, expires_at)
+        return self.request_state(request_id, caller)
+
+    @staticmethod
+    def _release_reason(job: StagingJob, caller: Identity) -> ReleaseReason:
+        by_admin = caller.authenticated and caller.is_admin and caller.username != job.username
+        return ReleaseReason.ADMIN if by_admin else ReleaseReason.USER
+
+    def _why_nothing_held(self, job: StagingJob) -> str:
+        if job.released_at is not None:
+            return f"{job.release_reason} already"
+        if job.status != JobStatus.SUCCEEDED:
+            return f"it is {job.status}"
+        return f"{job.method} leaves nothing at this site to release"
 
     def _request_jobs(self, request_id: str, caller: Identity) -> list[StagingJob]:
         jobs = self.jobs.jobs_of_request(request_id)

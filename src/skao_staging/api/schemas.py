@@ -45,6 +45,18 @@ class StageBody(OneSource):
     )
 
 
+LIFETIME_DESCRIPTION = (
+    "How long the staged data is kept: an ISO 8601 duration (P14D, PT12H) or seconds, up to the site's "
+    "maximum; 0 keeps it until released (admins, or where the site allows it); default: the site's default"
+)
+Lifetime = str | int | None
+
+
+def lifetime_text(lifetime: Lifetime) -> str | None:
+    """A lifetime as the service parses it (seconds given as a JSON number become text)."""
+    return None if lifetime is None else str(lifetime)
+
+
 class ErrorBody(BaseModel):
     """Every error answer: a sentence for people and a code from the catalogue (``errors.CODES``)."""
 
@@ -86,6 +98,13 @@ class Job(BaseModel):
     read_only: bool | None
     note: str | None
     attempts: int
+    lifetime: int | None = Field(
+        validation_alias="lifetime_seconds", description="Seconds its data is kept once staged; 0: until released"
+    )
+    expires_at: datetime | None = Field(description="When the staged data is removed; null: never, or nothing held")
+    released_at: datetime | None = Field(description="When the staged data was removed")
+    release_reason: str | None = Field(description="expired, released by user, or released by admin")
+    release_note: str | None = Field(description="What the release left in place, and why")
     worker_id: str | None = Field(description="The process running (or that ran) the job")
     error_code: str | None
     error_reason: str | None
@@ -93,7 +112,7 @@ class Job(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
 
-    @field_serializer("created_at", "started_at", "finished_at")
+    @field_serializer("created_at", "started_at", "finished_at", "expires_at", "released_at")
     def _utc(self, value: datetime | None) -> str | None:
         return iso_utc(value)
 
@@ -121,11 +140,19 @@ class JobItem(OneSource):
         "their jobs wait (status waiting) until their replicas are available, then stage.",
     )
     relative_path: str
+    lifetime: Lifetime = Field(None, description=LIFETIME_DESCRIPTION + " (default here: the request's lifetime)")
 
 
 class JobsRequest(BaseModel):
     username: str | None = Field(None, description="Whose area receives the data (default: the caller)")
+    lifetime: Lifetime = Field(None, description=LIFETIME_DESCRIPTION)
     items: list[JobItem] = Field(min_length=1)
+
+
+class LifetimeChange(BaseModel):
+    """A new lifetime, counted from now (from the end of a job that has not ended yet)."""
+
+    lifetime: Lifetime = Field(description=LIFETIME_DESCRIPTION)
 
 
 class ItemOutcome(BaseModel):

@@ -13,16 +13,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, Table, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, Row, Table, and_, case, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .engine import Database
-from .models import JobStatus, StagingAttempt, StagingJob, StagingRequest
+from .models import JobStatus, StagingAttempt, StagingJob, StagingLeader, StagingOutput, StagingRequest
 
 DOWNLOAD_METHOD = "direct_download"
 jobs_table: Table = StagingJob.__table__  # type: ignore[assignment]
 attempts_table: Table = StagingAttempt.__table__  # type: ignore[assignment]
 requests_table: Table = StagingRequest.__table__  # type: ignore[assignment]
+outputs_table: Table = StagingOutput.__table__  # type: ignore[assignment]
+leaders_table: Table = StagingLeader.__table__  # type: ignore[assignment]
+HARD_LINK_METHOD = "symlink_copy"  # holds no bytes of its own: a second name of the archive's file
 c = jobs_table.c
 
 
@@ -381,8 +384,19 @@ class JobStore:
 
     # -- ending an attempt ----------------------------------------------------------------------
 
-    def finish(self, job_id: int, worker_id: str, status: JobStatus, **fields: Any) -> bool:
-        """Record the end of a running job; False when this worker no longer holds it."""
+    def finish(
+        self,
+        job_id: int,
+        worker_id: str,
+        status: JobStatus,
+        *,
+        outputs: Sequence[dict[str, Any]] = (),
+        **fields: Any,
+    ) -> bool:
+        """Record the end of a running job; False when this worker no longer holds it.
+
+        ``outputs``: what a folder job published (``path``, ``identity``, ``size``), kept for its release.
+        """
         now = utcnow()
         statement = (
             update(jobs_table)
@@ -393,6 +407,8 @@ class JobStore:
             finished = _count(connection, statement) == 1
             if finished:
                 self._record_attempt(connection, job_id, worker_id, status.value, fields, now)
+                if outputs:
+                    connection.execute(insert(outputs_table), [{"job_id": job_id, **row} for row in outputs])
         return finished
 
     def requeue(
@@ -532,6 +548,112 @@ class JobStore:
         )
         with self.db.transaction() as connection:
             return _count(connection, statement) == 1
+
+    # -- lifetimes and releases -----------------------------------------------------------------
+
+    def expired(self, now: datetime, limit: int) -> list[StagingJob]:
+        """Jobs whose staged data expired and is not released yet, the longest expired first."""
+        query = (
+            select(jobs_table)
+            .where(c.expires_at <= now, c.released_at.is_(None), c.status == JobStatus.SUCCEEDED)
+            .order_by(c.expires_at, c.id)
+            .limit(limit)
+        )
+        with self.db.transaction() as connection:
+            return [_job(row) for row in connection.execute(query).all()]
+
+    def outputs_of(self, job_id: int) -> list[tuple[str, str | None, int | None]]:
+        """What a folder job published: (path inside the folder, identity of a file or None, size)."""
+        query = select(outputs_table.c.path, outputs_table.c.identity, outputs_table.c.size).where(
+            outputs_table.c.job_id == job_id
+        )
+        with self.db.transaction() as connection:
+            return [(path, identity, size) for path, identity, size in connection.execute(query).all()]
+
+    def mark_released(self, job_id: int, reason: str, note: str | None) -> bool:
+        """Record that a job's data was released; False when it already was (by another release)."""
+        now = utcnow()
+        statement = (
+            update(jobs_table)
+            .where(c.id == job_id, c.released_at.is_(None))
+            .values(released_at=now, release_reason=reason, release_note=note, updated_at=now)
+        )
+        with self.db.transaction() as connection:
+            released = _count(connection, statement) == 1
+            if released:
+                connection.execute(delete(outputs_table).where(outputs_table.c.job_id == job_id))
+        return released
+
+    def set_lifetime(self, job_id: int, seconds: int, expires_at: datetime | None) -> bool:
+        """Give a job a new lifetime: a finished one a new expiry; False when its data was released."""
+        now = utcnow()
+        statement = (
+            update(jobs_table)
+            .where(c.id == job_id, c.released_at.is_(None))
+            .values(
+                lifetime_seconds=seconds,
+                expires_at=case((c.status == JobStatus.SUCCEEDED, expires_at), else_=None),
+                updated_at=now,
+            )
+        )
+        with self.db.transaction() as connection:
+            return _count(connection, statement) == 1
+
+    def extend_holder(self, username: str, destination: str, expires_at: datetime | None) -> int:
+        """Make the data a user holds at ``destination`` last at least until ``expires_at`` (None: until released).
+
+        A request that finds the data staged already (skipped) keeps it for as long as it asked.
+        """
+        later = c.expires_at.is_not(None) if expires_at is None else c.expires_at < expires_at
+        statement = (
+            update(jobs_table)
+            .where(
+                c.username == username,
+                c.destination == destination,
+                c.status == JobStatus.SUCCEEDED,
+                c.released_at.is_(None),
+                later,
+            )
+            .values(expires_at=expires_at, updated_at=utcnow())
+        )
+        with self.db.transaction() as connection:
+            return _count(connection, statement)
+
+    def held_bytes(self, username: str | None) -> int:
+        """Bytes a user holds or will hold: unreleased successes and active jobs, hard links excepted."""
+        active = (JobStatus.WAITING, JobStatus.QUEUED, JobStatus.RUNNING)
+        held = or_(c.status.in_(active), and_(c.status == JobStatus.SUCCEEDED, c.released_at.is_(None)))
+        query = select(func.coalesce(func.sum(c.bytes_total), 0)).where(
+            c.username == username, c.method.not_in((HARD_LINK_METHOD, DOWNLOAD_METHOD)), held
+        )
+        with self.db.transaction() as connection:
+            return int(connection.scalar(query) or 0)
+
+    def lead(self, task: str, holder: str, seconds: float) -> bool:
+        """Take or keep the lead of ``task`` for ``seconds``; False while another process holds it."""
+        now = utcnow()
+        until = now + timedelta(seconds=seconds)
+        taken = or_(leaders_table.c.holder == holder, leaders_table.c.lease_until < now)
+        statement = (
+            update(leaders_table).where(leaders_table.c.task == task, taken).values(holder=holder, lease_until=until)
+        )
+        with self.db.transaction() as connection:
+            if _count(connection, statement) == 1:
+                return True
+            if connection.scalar(select(leaders_table.c.task).where(leaders_table.c.task == task)) is not None:
+                return False
+        try:
+            with self.db.transaction() as connection:
+                connection.execute(insert(leaders_table).values(task=task, holder=holder, lease_until=until))
+            return True
+        except IntegrityError:
+            return False
+
+    def step_down(self, task: str, holder: str) -> None:
+        """Give up the lead of ``task`` (at shutdown), so another process takes it at once."""
+        statement = delete(leaders_table).where(leaders_table.c.task == task, leaders_table.c.holder == holder)
+        with self.db.transaction() as connection:
+            connection.execute(statement)
 
     # -- dead workers ---------------------------------------------------------------------------
 

@@ -65,6 +65,12 @@ class StagingJob(Base):
     source_pin: Mapped[str | None] = mapped_column(Text)
     # device:inode:mtime_ns of the file a local_copy published, to recognise it (and repair it) later
     output_identity: Mapped[str | None] = mapped_column(String(80))
+    # lifetime of what the job publishes (0: kept until released); expires_at is set when it publishes
+    lifetime_seconds: Mapped[int | None] = mapped_column(BigInteger)
+    expires_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    released_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    release_reason: Mapped[str | None] = mapped_column(String(32))  # expired, released by user/admin
+    release_note: Mapped[str | None] = mapped_column(Text)  # what the release kept, and why
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     next_attempt_at: Mapped[datetime | None] = mapped_column(Timestamp)
     worker_id: Mapped[str | None] = mapped_column(String(128))
@@ -78,6 +84,7 @@ class StagingJob(Base):
         Index("ix_staging_jobs_status_id", "status", "id"),
         Index("ix_staging_jobs_username_id", "username", "id"),
         Index("ix_staging_jobs_updated_at", "updated_at"),
+        Index("ix_staging_jobs_expires_at", "expires_at"),
         {"mysql_charset": "utf8mb4", "mariadb_charset": "utf8mb4"},
     )
 
@@ -113,5 +120,31 @@ class StagingAttempt(Base):
     error_reason: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime | None] = mapped_column(Timestamp)
     finished_at: Mapped[datetime] = mapped_column(Timestamp)
+
+    __table_args__ = ({"mysql_charset": "utf8mb4", "mariadb_charset": "utf8mb4"},)
+
+
+class StagingOutput(Base):
+    """One file or folder a folder job published, as it was then: what its release may remove."""
+
+    __tablename__ = "staging_outputs"
+
+    id: Mapped[int] = mapped_column(JobId, primary_key=True, autoincrement=True)
+    job_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    path: Mapped[str] = mapped_column(Text)  # inside the staged folder, "/"-separated
+    identity: Mapped[str | None] = mapped_column(String(80))  # device:inode:mtime_ns of a file; None: a folder
+    size: Mapped[int | None] = mapped_column(BigInteger)
+
+    __table_args__ = ({"mysql_charset": "utf8mb4", "mariadb_charset": "utf8mb4"},)
+
+
+class StagingLeader(Base):
+    """Who does a task that one process at a time may do (the reaper), until when."""
+
+    __tablename__ = "staging_leaders"
+
+    task: Mapped[str] = mapped_column(String(32), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    lease_until: Mapped[datetime] = mapped_column(Timestamp)
 
     __table_args__ = ({"mysql_charset": "utf8mb4", "mariadb_charset": "utf8mb4"},)

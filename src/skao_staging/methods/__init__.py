@@ -4,13 +4,23 @@ from __future__ import annotations
 
 from ..config import ALL_METHODS, Settings
 from ..errors import StagingError
-from .base import EndedJob, StagingMethod, TransferContext, TransferResult
+from .base import EndedJob, HeldData, PublishedEntry, Released, StagingMethod, TransferContext, TransferResult
 from .direct_download import DirectDownload
 from .hard_link import HardLink
 from .jupyter_copy import JupyterCopy
 from .local_copy import LocalCopy
 
-__all__ = ["EndedJob", "MethodRegistry", "StagingMethod", "TransferContext", "TransferResult", "canonical_method"]
+__all__ = [
+    "EndedJob",
+    "HeldData",
+    "MethodRegistry",
+    "PublishedEntry",
+    "Released",
+    "StagingMethod",
+    "TransferContext",
+    "TransferResult",
+    "canonical_method",
+]
 
 _ALL: tuple[StagingMethod, ...] = (LocalCopy(), HardLink(), DirectDownload(), JupyterCopy())
 _ALIASES = {alias: method.name for method in _ALL for alias in method.aliases}
@@ -49,6 +59,10 @@ class MethodRegistry:
             )
         shown = "(none)" if name is None else f"'{name}'"
         raise StagingError("unknown_method", f"unknown method {shown}", enabled_methods=self.enabled)
+
+    def of_job(self, name: str | None) -> StagingMethod | None:
+        """The method that ran a job, enabled here or not (data it staged is released all the same)."""
+        return self._by_name.get(canonical_method(name) or "")
 
     def describe(self) -> list[dict[str, object]]:
         return [

@@ -14,7 +14,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from contextlib import AbstractContextManager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar, Generic, Literal, TypeVar
 
 from ..checksum import format_adler32, manifest_checksum
@@ -59,6 +59,48 @@ class EndedJob:
 
 
 @dataclass(frozen=True)
+class PublishedEntry:
+    """A file or folder a job published, as it was then: what its release may remove."""
+
+    path: str  # "/"-separated inside the staged item; "" for the item itself when it is one file
+    identity: str | None  # device:inode:mtime_ns of a file; None for a folder
+    size: int | None
+
+
+@dataclass(frozen=True)
+class HeldData:
+    """The staged data of a job, to be released: where it lies and what was published there."""
+
+    job_id: int
+    username: str
+    destination: Destination
+    is_dir: bool
+    entries: list[PublishedEntry]
+    settings: Settings
+
+
+MAX_KEPT_REPORTED = 20
+
+
+@dataclass
+class Released:
+    """What a release removed, and what it left in place and why."""
+
+    removed: int = 0  # files
+    gone: int = 0  # files no longer there (removed by the user, or by an interrupted release)
+    kept: list[str] = field(default_factory=list)  # one sentence per file or folder left in place
+
+    def note(self) -> str | None:
+        """The record of what was not removed, for the job (None when everything was)."""
+        parts = list(self.kept[:MAX_KEPT_REPORTED])
+        if len(self.kept) > MAX_KEPT_REPORTED:
+            parts.append(f"and {len(self.kept) - MAX_KEPT_REPORTED} more kept")
+        if self.gone:
+            parts.append(f"{self.gone} file(s) were no longer there")
+        return "; ".join(parts) or None
+
+
+@dataclass(frozen=True)
 class TransferResult:
     outcome: Outcome
     bytes: int
@@ -67,6 +109,7 @@ class TransferResult:
     files: int = 1
     note: str | None = None
     output_identity: str | None = None  # device:inode:mtime_ns of a published copy of one file
+    outputs: list[PublishedEntry] = field(default_factory=list)  # what a folder job published
 
 
 @dataclass(frozen=True)
@@ -90,6 +133,7 @@ class StagingMethod(ABC):
     description: ClassVar[str] = ""
     runs_in_worker: ClassVar[bool] = True
     repairs_own_output: ClassVar[bool] = False  # replaces its own earlier result that no longer matches
+    releasable: ClassVar[bool] = False  # publishes data the service removes again when it expires
     accepts_directories: ClassVar[bool] = True
 
     def availability_problem(self, settings: Settings) -> str | None:
@@ -114,6 +158,10 @@ class StagingMethod(ABC):
 
     def remove_leftovers(self, ended: EndedJob) -> None:  # noqa: B027 - optional hook
         """Remove what the attempts of an ended job left at its destination (nothing for most methods)."""
+
+    def release(self, held: HeldData) -> Released:
+        """Remove the staged data of a job, only what is still as the job published it (``releasable``)."""
+        raise NotImplementedError(f"{self.name} publishes nothing to release")
 
 
 Target = TypeVar("Target")
@@ -194,7 +242,19 @@ class PublishingMethod(StagingMethod, Generic[Target]):
                 checksum = format_adler32(checksums[0].adler32 or 0)
             else:
                 checksum = manifest_checksum((item.path, item.entry.size, item.adler32 or 0) for item in checksums)
-        identity = checksums[0].identity if outcome == "succeeded" and not plan.is_dir else None
+        published = outcome == "succeeded"
+        identity = checksums[0].identity if published and not plan.is_dir else None
+        outputs: list[PublishedEntry] = []
+        if published and plan.is_dir:
+            outputs = [PublishedEntry(item.path, item.identity, item.entry.size) for item in checksums]
+            outputs += [PublishedEntry("/".join(entry.parts), None, None) for entry in plan.entries if entry.is_dir]
         return TransferResult(
-            outcome, plan.bytes_total, checksum, read_only, files=len(plan.files), note=note, output_identity=identity
+            outcome,
+            plan.bytes_total,
+            checksum,
+            read_only,
+            files=len(plan.files),
+            note=note,
+            output_identity=identity,
+            outputs=outputs,
         )

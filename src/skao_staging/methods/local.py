@@ -6,6 +6,7 @@ private temporary folder and renamed into place at the end. ``place_file`` is wh
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from abc import abstractmethod
@@ -23,12 +24,14 @@ from ..fsops import (
     open_parent,
     publish_dir,
     publish_file,
+    remove_empty_dir,
     remove_entry,
     temp_name,
+    unlink_if_same,
 )
 from ..logs import get_logger
 from ..sources import PlannedFile, SourcePlan
-from .base import EndedJob, FileChecksum, PublishingMethod, TransferContext
+from .base import EndedJob, FileChecksum, HeldData, PublishedEntry, PublishingMethod, Released, TransferContext
 
 Progress = Callable[[int], None]  # bytes of the current file done
 log = get_logger("methods")
@@ -55,10 +58,41 @@ def _published_by_us(st: os.stat_result, identity: str | None) -> bool:
     )
 
 
+_NOT_A_FOLDER = (errno.ELOOP, errno.ENOTDIR)
+_KEPT = {
+    "changed": "'{}' was modified after it was staged; kept",
+    "replaced": "'{}' is no longer the staged file (replaced or moved); kept",
+}
+
+
 class LocalMethod(PublishingMethod[int]):
     """Stages below a descriptor of the destination's folder; subclasses place each file."""
 
     places_atomically: ClassVar[bool] = False  # True: place_file can target the final name
+    releasable = True
+
+    def release(self, held: HeldData) -> Released:
+        """Unlink the files the job published that are unchanged, then its folders emptied of them.
+
+        Walked by descriptor from the user area without following symlinks, as staging is; a hard
+        link is only a name removed, never the archive's file.
+        """
+        released = Released()
+        files = [entry for entry in held.entries if entry.identity is not None]
+        try:
+            with open_parent(held.destination, create=False) as parent_fd:
+                if held.is_dir:
+                    _release_tree(parent_fd, held.destination.name, held.entries, released)
+                else:
+                    _release_file(parent_fd, held.destination.name, files[0], held.destination.name, released)
+        except (FileNotFoundError, NotADirectoryError):
+            released.gone += len(files)
+        except StagingError as error:
+            if error.code != "destination_not_found":
+                released.kept.append(f"nothing removed: {error.detail}")
+            else:
+                released.gone += len(files)
+        return released
 
     @abstractmethod
     def compare_file(self, source: PlannedFile, dir_fd: int, name: str) -> FileChecksum | None:
@@ -159,10 +193,64 @@ class LocalMethod(PublishingMethod[int]):
                     continue
                 adler = self.place_file(entry, dir_fd, entry.parts[-1], ctx, progress_of_file)
                 done[0] += entry.size
-                checksums.append(FileChecksum(entry, adler))
+                placed = os.stat(entry.parts[-1], dir_fd=dir_fd, follow_symlinks=False)
+                checksums.append(FileChecksum(entry, adler, file_identity(placed)))
             os.fchmod(top_fd, DIR_MODE)
             if durable:
                 dirs.sync()
         ctx.confirm_held()
         publish_dir(target, temp, name, durable=durable)
         return checksums
+
+
+def _release_file(dir_fd: int, name: str, entry: PublishedEntry, label: str, released: Released) -> None:
+    state = unlink_if_same(dir_fd, name, str(entry.identity), entry.size)
+    if state == "removed":
+        released.removed += 1
+    elif state == "gone":
+        released.gone += 1
+    else:
+        released.kept.append(_KEPT[state].format(label))
+
+
+def _release_tree(parent_fd: int, name: str, entries: list[PublishedEntry], released: Released) -> None:
+    """Unlink a folder job's unchanged files, then remove its folders that are empty, deepest first."""
+    try:
+        top_fd = open_dir_at(parent_fd, name, create=False)
+    except FileNotFoundError:
+        released.gone += sum(1 for entry in entries if entry.identity is not None)
+        return
+    except OSError as exc:  # a symlink or a file now stands at the folder's name: it is not followed
+        if exc.errno not in _NOT_A_FOLDER:
+            raise
+        released.kept.append(f"'{name}' is no longer the staged folder; kept")
+        return
+    with ExitStack() as stack:
+        stack.callback(os.close, top_fd)
+        dirs = DirCache(stack, top_fd)
+        for entry in entries:
+            if entry.identity is None:
+                continue
+            parts = tuple(entry.path.split("/"))
+            label = "/".join((name, *parts))
+            try:
+                dir_fd = dirs.fd(parts[:-1])
+            except FileNotFoundError:
+                released.gone += 1
+                continue
+            except OSError as exc:
+                if exc.errno not in _NOT_A_FOLDER:
+                    raise
+                released.kept.append(_KEPT["replaced"].format(label))
+                continue
+            _release_file(dir_fd, parts[-1], entry, label, released)
+        folders = sorted((tuple(entry.path.split("/")) for entry in entries if entry.identity is None), key=len)
+        for parts in reversed(folders):
+            try:
+                dir_fd = dirs.fd(parts[:-1])
+            except OSError:
+                continue  # its parent is gone or was replaced: reported with its files
+            if not remove_empty_dir(dir_fd, parts[-1]):
+                released.kept.append(f"folder '{'/'.join((name, *parts))}' is not empty or was replaced; kept")
+    if not remove_empty_dir(parent_fd, name):
+        released.kept.append(f"folder '{name}' is not empty or was replaced; kept")

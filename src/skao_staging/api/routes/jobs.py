@@ -10,7 +10,17 @@ from starlette.concurrency import run_in_threadpool
 from ...db import JobStatus
 from ...items import StageItem
 from ..deps import IdentityDep, JobId, ServiceDep, staging_caller
-from ..schemas import Attempt, ErrorBody, Job, JobPage, JobsAccepted, JobsRequest, RequestState
+from ..schemas import (
+    Attempt,
+    ErrorBody,
+    Job,
+    JobPage,
+    JobsAccepted,
+    JobsRequest,
+    LifetimeChange,
+    RequestState,
+    lifetime_text,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["jobs"])
 
@@ -40,6 +50,7 @@ async def submit_jobs(
             item.relative_path,
             item.did,
             item.did if item.request_replication else None,
+            lifetime_text(item.lifetime if item.lifetime is not None else body.lifetime),
         )
         for item in body.items
     ]
@@ -94,6 +105,18 @@ def retry_job(job_id: JobId, service: ServiceDep, identity: IdentityDep) -> Job:
     return Job.of(service.retry(job_id, identity))
 
 
+@router.patch("/jobs/{job_id}", response_model=Job, responses={400: {"model": ErrorBody}, 403: {"model": ErrorBody}})
+def change_job(job_id: JobId, body: LifetimeChange, service: ServiceDep, identity: IdentityDep) -> Job:
+    """Keep the job's staged data for a new ``lifetime`` from now (up to the site's maximum)."""
+    return Job.of(service.set_lifetime(job_id, lifetime_text(body.lifetime), identity))
+
+
+@router.delete("/jobs/{job_id}/data", response_model=Job, responses={409: {"model": ErrorBody}})
+def release_job_data(job_id: JobId, service: ServiceDep, identity: IdentityDep) -> Job:
+    """Remove the job's staged data now: what is still as it was staged (the rest is kept and reported)."""
+    return Job.of(service.release(job_id, identity))
+
+
 @router.get("/requests/{request_id}", response_model=RequestState, responses={404: {"model": ErrorBody}})
 def get_request(request_id: str, service: ServiceDep, identity: IdentityDep) -> RequestState:
     return RequestState.of(service.request_state(request_id, identity))
@@ -103,3 +126,19 @@ def get_request(request_id: str, service: ServiceDep, identity: IdentityDep) -> 
 def cancel_request(request_id: str, service: ServiceDep, identity: IdentityDep) -> RequestState:
     """Cancel every job of a request that has not ended."""
     return RequestState.of(service.cancel_request(request_id, identity))
+
+
+@router.patch(
+    "/requests/{request_id}",
+    response_model=RequestState,
+    responses={400: {"model": ErrorBody}, 403: {"model": ErrorBody}},
+)
+def change_request(request_id: str, body: LifetimeChange, service: ServiceDep, identity: IdentityDep) -> RequestState:
+    """A new ``lifetime`` from now for every job of the request that is active or holds data."""
+    return RequestState.of(service.set_request_lifetime(request_id, lifetime_text(body.lifetime), identity))
+
+
+@router.delete("/requests/{request_id}/data", response_model=RequestState)
+def release_request_data(request_id: str, service: ServiceDep, identity: IdentityDep) -> RequestState:
+    """Remove the staged data of every job of the request now."""
+    return RequestState.of(service.release_request(request_id, identity))

@@ -12,7 +12,7 @@ from ...db import FINAL_STATUSES, JobStatus
 from ...errors import status_for
 from ...items import StageItem
 from ..deps import ServiceDep, WaitersDep, staging_caller
-from ..schemas import ErrorBody, Job, JobsAccepted, StageBody
+from ..schemas import LIFETIME_DESCRIPTION, ErrorBody, Job, JobsAccepted, StageBody
 from .download import FILE_SCHEMA, download_response
 
 router = APIRouter(tags=["staging"])
@@ -51,6 +51,7 @@ async def stage_data(
     username: Annotated[
         str | None, Query(description="The user whose area receives the data (default: the caller)")
     ] = None,
+    lifetime: Annotated[str | None, Query(max_length=64, description=LIFETIME_DESCRIPTION)] = None,
 ) -> Response:
     """Stage ``local_path_on_storage`` to ``<user area>/<relative_path>`` with ``method``.
 
@@ -58,7 +59,7 @@ async def stage_data(
     holds the same content), an error with its code, or for ``direct_download`` the file itself.
     """
     replicate = body.did if body.request_replication else None
-    item = StageItem(method, username, body.local_path_on_storage, body.relative_path, body.did, replicate)
+    item = StageItem(method, username, body.local_path_on_storage, body.relative_path, body.did, replicate, lifetime)
     caller, item = await staging_caller(request, service, item)
     if item.method == "direct_download" and "direct_download" in service.methods.enabled:
         return await download_response(service, item, caller)

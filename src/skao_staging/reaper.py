@@ -1,0 +1,124 @@
+"""Releasing staged data: on request (release), and when it expires (the reaper).
+
+Only what the service itself published, and only while it is as it was published, is removed
+(``StagingMethod.release``); what stays is recorded in the job's ``release_note``. The reaper runs
+in every worker process and in ``serve``'s embedded worker, and one process at a time acts: it
+leads through a row of ``staging_leaders`` that it renews while it works. The lead spreads the
+work, it does not make it safe: two releases of one job only find less to remove, and the job
+records the first.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from enum import StrEnum
+
+from . import metrics
+from .config import Settings
+from .db import JobStore, StagingJob, utcnow
+from .logs import get_logger
+from .methods import HeldData, MethodRegistry, PublishedEntry
+from .paths import resolve_destination
+
+log = get_logger("reaper")
+TASK = "reaper"
+BATCH = 200
+
+
+class ReleaseReason(StrEnum):
+    EXPIRED = "expired"
+    USER = "released by user"
+    ADMIN = "released by admin"
+
+
+class Releaser:
+    """Removes one job's staged data and records the release."""
+
+    def __init__(self, settings: Settings, jobs: JobStore, methods: MethodRegistry) -> None:
+        self.settings, self.jobs, self.methods = settings, jobs, methods
+
+    def holds_data(self, job: StagingJob) -> bool:
+        """Whether the job published data that is not released yet."""
+        method = self.methods.of_job(job.method)
+        return job.status == "succeeded" and job.released_at is None and method is not None and method.releasable
+
+    def release(self, job: StagingJob, reason: ReleaseReason) -> bool:
+        """Remove what the job published and still holds unchanged; False when another release came first."""
+        method = self.methods.of_job(job.method)
+        if method is None or not method.releasable:
+            raise ValueError(f"job {job.id} holds no data to release")
+        released = method.release(self._held(job))
+        recorded = self.jobs.mark_released(job.id, reason.value, released.note())
+        metrics.RELEASES.labels(str(job.method), reason.value).inc()
+        log.info(
+            "job %s released (%s) user=%s destination=%s files_removed=%d kept=%d gone=%d",
+            job.id,
+            reason.value,
+            job.username,
+            job.destination,
+            released.removed,
+            len(released.kept),
+            released.gone,
+        )
+        return recorded
+
+    def _held(self, job: StagingJob) -> HeldData:
+        destination = resolve_destination(self.settings.user_areas, str(job.username), job.relative_path)
+        is_dir = job.output_identity is None
+        if is_dir:
+            entries = [PublishedEntry(path, identity, size) for path, identity, size in self.jobs.outputs_of(job.id)]
+        else:
+            entries = [PublishedEntry("", job.output_identity, job.bytes_total)]
+        return HeldData(job.id, str(job.username), destination, is_dir, entries, self.settings)
+
+
+class Reaper:
+    """A thread that releases expired data every ``STAGING_REAPER_INTERVAL_SECONDS``, when this process leads."""
+
+    def __init__(self, releaser: Releaser, process_id: str) -> None:
+        self.releaser, self.process_id = releaser, process_id
+        self.jobs = releaser.jobs
+        self.interval = releaser.settings.reaper_interval_seconds
+        self.lease = max(3 * self.interval, 1.0)  # a stopped leader's lead lapses after three intervals
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="staging-reaper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(30)
+        try:
+            self.jobs.step_down(TASK, self.process_id)
+        except Exception:
+            log.warning("the reaper could not give up its lead; another process takes it when it lapses")
+
+    def reap(self) -> int:
+        """Release expired data while this process leads; how many jobs it released."""
+        released = 0
+        while not self._stopping.is_set() and self.jobs.lead(TASK, self.process_id, self.lease):
+            renewed = time.monotonic()
+            expired = self.jobs.expired(utcnow(), BATCH)
+            for job in expired:
+                if self._stopping.is_set() or time.monotonic() - renewed > self.lease / 2:
+                    break  # renew the lead before going on
+                released += self._release(job)
+            if len(expired) < BATCH:
+                break
+        return released
+
+    def _release(self, job: StagingJob) -> int:
+        try:
+            return int(self.releaser.release(job, ReleaseReason.EXPIRED))
+        except Exception:
+            log.error("job %s: releasing its expired data failed; tried again next time", job.id, exc_info=True)
+            return 0
+
+    def _run(self) -> None:
+        while not self._stopping.wait(self.interval):
+            try:
+                self.reap()
+            except Exception:
+                log.error("the reaper failed; trying again in %.0fs", self.interval, exc_info=True)
