@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import os
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from cluster import Cluster, drop_database, fresh_database
+from cluster import BIN, Cluster, drop_database, fresh_database
 from conftest import LiveService, live_service, make_settings
 from skao_staging.auth import ANONYMOUS
 from skao_staging.db import Database, upgrade
@@ -365,3 +366,56 @@ def test_a_reaper_killed_midway_resumes(tmp_path: Path) -> None:
     finally:
         cluster.stop()
         drop_database(database)
+
+
+def test_usage_reports_what_is_held(guarded: LiveService, name: str) -> None:
+    service = guarded
+    service.write_source(f"{name}.dat", b"u" * 300)
+    service.write_source(f"{name}/one.dat", b"1" * 10)
+    service.write_source(f"{name}/two.dat", b"2" * 20)
+    user = f"f{name}"
+    stage(service, "local_copy", user, f"{name}.dat", "copy.dat", lifetime="PT2H")
+    stage(service, "local_copy", user, name, "tree", lifetime="P2D")
+    stage(service, "symlink_copy", user, f"{name}.dat", "link.dat", lifetime="PT1H")
+    gone = stage(service, "local_copy", user, f"{name}.dat", "gone.dat")
+    httpx.delete(f"{service.url}/api/v1/jobs/{gone['job_id']}/data", headers=as_user(user)).raise_for_status()
+
+    usage = httpx.get(f"{service.url}/api/v1/usage", headers=as_user(user), timeout=30).json()
+    assert usage["username"] == user and usage["quota_bytes"] == 1000
+    assert usage["held"] == {"bytes": 330, "files": 4, "jobs": 3}
+    assert usage["by_method"] == {
+        "local_copy": {"bytes": 330, "files": 3, "jobs": 2},
+        "symlink_copy": {"bytes": 0, "files": 1, "jobs": 1},
+    }
+    assert usage["expiring_24h"] == {"bytes": 300, "files": 2, "jobs": 2}
+
+    other = httpx.get(f"{service.url}/api/v1/usage", params={"username": user}, headers=as_user("bob"), timeout=30)
+    assert other.status_code == 403 and other.json()["code"] == "forbidden"
+    table = httpx.get(f"{service.url}/api/v1/usage/users", headers=as_user("bob"), timeout=30)
+    assert table.status_code == 403 and table.json()["code"] == "admin_only"
+    rows = httpx.get(f"{service.url}/api/v1/usage/users", headers=ADMIN, timeout=30).json()
+    assert next(row for row in rows if row["username"] == user)["held"] == usage["held"]
+    metrics = httpx.get(f"{service.url}/metrics", timeout=30).text
+    assert 'skao_staging_held_files{method="symlink_copy"}' in metrics
+    assert 'skao_staging_releases_total{method="local_copy",reason="released by user"}' in metrics  # this process's
+
+
+def test_command_line_stages_with_a_lifetime_shows_usage_and_releases(reaping: LiveService, name: str) -> None:
+    service = reaping
+    service.write_source(f"{name}.dat", b"c" * 123)
+    user = f"c{name}"
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(BIN), *args, "--url", service.url], capture_output=True, text=True, timeout=60)
+
+    staged = run("stage", "local_copy", user, f"{name}.dat", "cli.dat", "--lifetime", "P3D")
+    assert staged.returncode == 0, staged.stdout + staged.stderr
+    assert "kept until" in staged.stdout
+    shown = run("usage", "--username", user)
+    assert shown.returncode == 0 and f"{user} holds 123 bytes" in shown.stdout
+    job_id = httpx.get(f"{service.url}/api/v1/jobs", params={"username": user}).json()["jobs"][0]["job_id"]
+    removed = run("release", str(job_id))
+    assert removed.returncode == 0 and "released by user" in removed.stdout
+    assert not (service.user_area(user) / "cli.dat").exists()
+    again = run("release", str(job_id))
+    assert again.returncode == 1 and "no_data_held" in again.stdout

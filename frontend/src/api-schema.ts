@@ -138,6 +138,20 @@ export interface paths {
      */
     get: operations["browse_api_v1_storage_get"];
   };
+  "/api/v1/usage": {
+    /**
+     * Usage
+     * @description Bytes and files the user holds, by method, and what expires in the next 24 hours.
+     */
+    get: operations["usage_api_v1_usage_get"];
+  };
+  "/api/v1/usage/users": {
+    /**
+     * Usage By User
+     * @description Every user who holds staged data, with their usage (admins).
+     */
+    get: operations["usage_by_user_api_v1_usage_users_get"];
+  };
   "/healthz": {
     /** The process answers */
     get: operations["healthz_healthz_get"];
@@ -251,6 +265,18 @@ export interface components {
       code: "admin_only" | "body_too_large" | "checksum_mismatch" | "database_unavailable" | "destination_blocked" | "destination_exists" | "destination_not_found" | "did_collision" | "did_not_found" | "download_interrupted" | "file_exists" | "file_too_large" | "file_tool_disabled" | "forbidden" | "internal_error" | "interrupted" | "invalid_did" | "invalid_lifetime" | "invalid_path" | "invalid_request" | "invalid_token" | "invalid_username" | "io_error" | "job_cancelled" | "job_finished" | "job_not_found" | "jupyter_error" | "jupyter_forbidden" | "jupyter_spawn_failed" | "jupyter_unavailable" | "jupyter_upload_failed" | "jupyter_user_unknown" | "lifetime_not_allowed" | "link_not_permitted" | "link_not_possible" | "method_not_allowed" | "method_not_enabled" | "no_data_held" | "no_space" | "not_at_site" | "not_found" | "oidc_unavailable" | "permission_denied" | "quota_exceeded" | "replication_stuck" | "replication_timeout" | "request_not_found" | "rucio_forbidden" | "rucio_unavailable" | "schema_not_current" | "scope_forbidden" | "source_changed" | "source_forbidden" | "source_not_found" | "source_outside_storage" | "source_writable" | "too_many_items" | "too_many_jobs" | "unauthenticated" | "unknown_method" | "unsafe_destination" | "unsupported_source" | "verification_failed";
       /** Detail */
       detail: string;
+    };
+    /** Held */
+    Held: {
+      /**
+       * Bytes
+       * @description Bytes held (hard links count zero: they are the archive's own file)
+       */
+      bytes: number;
+      /** Files */
+      files: number;
+      /** Jobs */
+      jobs: number;
     };
     /**
      * ItemError
@@ -613,6 +639,25 @@ export interface components {
        * @description More entries exist than the limit allowed
        */
       truncated: boolean;
+    };
+    /**
+     * Usage
+     * @description Staged data a user holds now (not released), by method, and what of it expires within 24 hours.
+     */
+    Usage: {
+      /** By Method */
+      by_method: {
+        [key: string]: components["schemas"]["Held"];
+      };
+      expiring_24h: components["schemas"]["Held"];
+      held: components["schemas"]["Held"];
+      /**
+       * Quota Bytes
+       * @description STAGING_QUOTA_HELD_BYTES_PER_USER; null: no quota
+       */
+      quota_bytes: number | null;
+      /** Username */
+      username: string | null;
     };
   };
   responses: never;
@@ -1852,6 +1897,82 @@ export interface operations {
       };
       /** @description Error; `code` is one of: `invalid_request` */
       422: {
+        content: {
+          "application/json": components["schemas"]["ErrorBody"];
+        };
+      };
+      /** @description Error; `code` is one of: `oidc_unavailable`, `database_unavailable`, `schema_not_current`, `rucio_unavailable`, `jupyter_unavailable` */
+      503: {
+        content: {
+          "application/json": components["schemas"]["ErrorBody"];
+        };
+      };
+    };
+  };
+  /**
+   * Usage
+   * @description Bytes and files the user holds, by method, and what expires in the next 24 hours.
+   */
+  usage_api_v1_usage_get: {
+    parameters: {
+      query?: {
+        /** @description Whose usage (admins: any user; default: the caller) */
+        username?: string | null;
+      };
+    };
+    responses: {
+      /** @description Successful Response */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Usage"];
+        };
+      };
+      /** @description Error; `code` is one of: `unauthenticated`, `invalid_token` */
+      401: {
+        content: {
+          "application/json": components["schemas"]["ErrorBody"];
+        };
+      };
+      /** @description Error; `code` is one of: `forbidden`, `admin_only`, `source_forbidden`, `scope_forbidden`, `source_outside_storage`, `unsafe_destination`, `link_not_permitted`, `permission_denied`, `lifetime_not_allowed` */
+      403: {
+        content: {
+          "application/json": components["schemas"]["ErrorBody"];
+        };
+      };
+      /** @description Error; `code` is one of: `invalid_request` */
+      422: {
+        content: {
+          "application/json": components["schemas"]["ErrorBody"];
+        };
+      };
+      /** @description Error; `code` is one of: `oidc_unavailable`, `database_unavailable`, `schema_not_current`, `rucio_unavailable`, `jupyter_unavailable` */
+      503: {
+        content: {
+          "application/json": components["schemas"]["ErrorBody"];
+        };
+      };
+    };
+  };
+  /**
+   * Usage By User
+   * @description Every user who holds staged data, with their usage (admins).
+   */
+  usage_by_user_api_v1_usage_users_get: {
+    responses: {
+      /** @description Successful Response */
+      200: {
+        content: {
+          "application/json": components["schemas"]["Usage"][];
+        };
+      };
+      /** @description Error; `code` is one of: `unauthenticated`, `invalid_token` */
+      401: {
+        content: {
+          "application/json": components["schemas"]["ErrorBody"];
+        };
+      };
+      /** @description Error; `code` is one of: `forbidden`, `admin_only`, `source_forbidden`, `scope_forbidden`, `source_outside_storage`, `unsafe_destination`, `link_not_permitted`, `permission_denied`, `lifetime_not_allowed` */
+      403: {
         content: {
           "application/json": components["schemas"]["ErrorBody"];
         };

@@ -148,6 +148,9 @@ def stage(
     did: Annotated[
         bool, typer.Option("--did", help="SOURCE is a Rucio DID (scope:name); a dataset stages one job per file.")
     ] = False,
+    lifetime: Annotated[
+        str | None, typer.Option(help="How long the staged data is kept (ISO 8601 duration, e.g. P3D, or seconds).")
+    ] = None,
     url: UrlOption = DEFAULT_URL,
 ) -> None:
     """Stage SOURCE for USERNAME with METHOD through a running service, showing progress."""
@@ -156,7 +159,7 @@ def stage(
             _download(client, username, source, Path(relative_path))
             return
         named = {"did": source} if did else {"local_path_on_storage": source}
-        item = {"method": method, **named, "relative_path": relative_path}
+        item = {"method": method, **named, "relative_path": relative_path, "lifetime": lifetime}
         response = client.post("/api/v1/jobs", json={"username": username, "items": [item]})
         if response.status_code != 202:
             _fail(response)
@@ -211,6 +214,8 @@ def _report(job: dict[str, Any]) -> None:
         f"job {job['job_id']} {job['status']}: {job['destination']} "
         f"({job['bytes']} bytes, {job['checksum'] or 'no checksum'})"
     )
+    if job["expires_at"]:
+        console.print(f"kept until {job['expires_at']}")
 
 
 def _download(client: httpx.Client, username: str, source: str, target: Path) -> None:
@@ -255,3 +260,40 @@ def jobs(
             job["error_code"] or "",
         )
     console.print(table)
+
+
+@app.command()
+def usage(
+    username: Annotated[str | None, typer.Option(help="Whose usage (admins: any user).")] = None,
+    url: UrlOption = DEFAULT_URL,
+) -> None:
+    """Staged data a user holds now, by method, and what expires within 24 hours."""
+    params = {"username": username} if username else {}
+    response = httpx.get(f"{url}/api/v1/usage", params=params, timeout=30)
+    if response.status_code != 200:
+        _fail(response)
+    body = response.json()
+    table = Table("method", "bytes", "files", "jobs")
+    for method, held in sorted(body["by_method"].items()):
+        table.add_row(method, str(held["bytes"]), str(held["files"]), str(held["jobs"]))
+    held, expiring = body["held"], body["expiring_24h"]
+    table.add_row("all", str(held["bytes"]), str(held["files"]), str(held["jobs"]), style="bold")
+    console.print(table)
+    quota = f" of a quota of {body['quota_bytes']} bytes" if body["quota_bytes"] else ""
+    console.print(f"{body['username'] or 'everyone'} holds {held['bytes']} bytes{quota}")
+    console.print(f"expiring within 24 hours: {expiring['bytes']} bytes in {expiring['files']} files")
+
+
+@app.command()
+def release(
+    job_id: Annotated[int, typer.Argument(help="The job whose staged data is removed now.")],
+    url: UrlOption = DEFAULT_URL,
+) -> None:
+    """Remove a job's staged data now (what is still as it was staged; the rest is kept and reported)."""
+    response = httpx.delete(f"{url}/api/v1/jobs/{job_id}/data", timeout=120)
+    if response.status_code != 200:
+        _fail(response)
+    job = response.json()
+    console.print(f"job {job_id}: {job['release_reason']} at {job['released_at']}")
+    if job["release_note"]:
+        console.print(f"kept: {job['release_note']}")

@@ -58,6 +58,22 @@ class JobTableCollector(Collector):
             queued += count if state == "queued" else 0
         yield by_state
         yield GaugeMetricFamily("skao_staging_queue_depth", "Jobs waiting to be claimed.", value=queued)
+        held_bytes = GaugeMetricFamily(
+            "skao_staging_held_bytes", "Bytes of staged data held (not released), by method.", labels=["method"]
+        )
+        held_files = GaugeMetricFamily(
+            "skao_staging_held_files", "Files of staged data held (not released), by method.", labels=["method"]
+        )
+        by_method: dict[str, list[int]] = {}
+        for holding in self.jobs.holdings(None, all_users=True):
+            totals = by_method.setdefault(holding.method, [0, 0])
+            totals[0] += holding.bytes
+            totals[1] += holding.files
+        for method, (size, files) in sorted(by_method.items()):
+            held_bytes.add_metric([method], size)
+            held_files.add_metric([method], files)
+        yield held_bytes
+        yield held_files
 
 
 def exposition(jobs: JobStore) -> bytes:

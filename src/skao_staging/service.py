@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from typing import Any
 from .auth import Identity
 from .catalogue import Did, DidSummary
 from .config import Settings
-from .db import JobStatus, JobStore, RequestSummary, StagingJob, utcnow
+from .db import Holding, JobStatus, JobStore, RequestSummary, StagingJob, utcnow
 from .errors import StagingError, from_os_error
 from .execution import Executor
 from .fsops import write_new_file
@@ -42,6 +42,16 @@ from .worker import Worker
 
 log = get_logger("service")
 FILE_TOOL_CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class UserUsage:
+    """Staged data a user holds: by method, what expires within a day, and their quota (None: none)."""
+
+    username: str | None
+    held: list[Holding]
+    expiring: list[Holding]
+    quota_bytes: int | None
 
 
 def _refusal_of(job: StagingJob) -> StagingError | None:
@@ -472,6 +482,36 @@ class StagingService:
             if not JobStatus(job.status).is_final or self.releaser.holds_data(job):
                 self.jobs.set_lifetime(job.id, seconds, expires_at)
         return self.request_state(request_id, caller)
+
+    def usage(self, username: str | None, caller: Identity) -> UserUsage:
+        """What a user holds now, by method, and what of it expires within a day (admins: any user)."""
+        if caller.authenticated:
+            username = caller.acting_for(username)
+        now = utcnow()
+        quota = self.settings.quota_held_bytes_per_user or None
+        held = self.jobs.holdings(username)
+        expiring = self.jobs.holdings(username, expiring_by=now + timedelta(days=1))
+        return UserUsage(username, held, expiring, quota)
+
+    def usage_by_user(self, caller: Identity) -> list[UserUsage]:
+        """Every user's holdings (admins)."""
+        caller.require_admin()
+        expiring_by = utcnow() + timedelta(days=1)
+        held, expiring = (
+            self.jobs.holdings(None, all_users=True),
+            self.jobs.holdings(None, all_users=True, expiring_by=expiring_by),
+        )
+        users = sorted({row.username or "" for row in held})
+        quota = self.settings.quota_held_bytes_per_user or None
+        return [
+            UserUsage(
+                name,
+                [row for row in held if (row.username or "") == name],
+                [row for row in expiring if (row.username or "") == name],
+                quota,
+            )
+            for name in users
+        ]
 
     @staticmethod
     def _release_reason(job: StagingJob, caller: Identity) -> ReleaseReason:

@@ -21,7 +21,7 @@ from .docs import mount_docs
 from .errors import install_error_handlers
 from .middleware import DeclaredBodyLimit, SecurityHeaders
 from .openapi import install_openapi
-from .routes import dids, download, events, health, jobs, metrics, stage, storage, tools
+from .routes import dids, download, events, health, jobs, metrics, stage, storage, tools, usage
 from .startup import Startup
 from .ui import mount_frontend
 from .waiters import JobWaiters
@@ -87,13 +87,13 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> Fa
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "DELETE"],
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
         )
     app.add_middleware(RequestBodyLimitMiddleware, max_body_size=settings.max_body_bytes)  # streamed bodies
     app.add_middleware(DeclaredBodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders)
-    for module in (stage, jobs, events, download, storage, dids, tools, health, metrics):
+    for module in (stage, jobs, usage, events, download, storage, dids, tools, health, metrics):
         app.include_router(module.router)
     install_openapi(app)
     mount_docs(app)

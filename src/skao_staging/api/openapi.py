@@ -33,6 +33,8 @@ OPERATION_ERRORS: dict[tuple[str, str], tuple[int, ...]] = {
     ("delete", "/api/v1/requests/{request_id}/data"): (403, 404, 500),
     ("get", "/api/v1/jobs/{job_id}/events"): (404,),
     ("get", "/api/v1/events"): (403,),
+    ("get", "/api/v1/usage"): (403,),
+    ("get", "/api/v1/usage/users"): (403,),
     ("get", "/api/v1/download"): (400, 403, 404, 409),
     ("get", "/api/v1/storage"): (400, 403, 404),
     ("get", "/api/v1/dids"): (400, 403, 502),

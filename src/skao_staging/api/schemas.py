@@ -7,9 +7,10 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_serializer, model_validator
 
-from ..db import JobStatus, RequestSummary, StagingJob
+from ..db import Holding, JobStatus, RequestSummary, StagingJob
 from ..errors import CODES, StagingError
 from ..listing import Listing
+from ..service import UserUsage
 
 
 def iso_utc(value: datetime | None) -> str | None:
@@ -281,3 +282,35 @@ class DidInfo(BaseModel):
     bytes: int
     files_at_site: int = Field(description="Files with an available replica at this site's RSE")
     at_site: bool = Field(description="Every file is at this site: staging needs no transfer")
+
+
+class Held(BaseModel):
+    bytes: int = Field(description="Bytes held (hard links count zero: they are the archive's own file)")
+    files: int
+    jobs: int
+
+
+class Usage(BaseModel):
+    """Staged data a user holds now (not released), by method, and what of it expires within 24 hours."""
+
+    username: str | None
+    held: Held
+    by_method: dict[str, Held]
+    expiring_24h: Held
+    quota_bytes: int | None = Field(description="STAGING_QUOTA_HELD_BYTES_PER_USER; null: no quota")
+
+    @classmethod
+    def of(cls, usage: UserUsage) -> Usage:
+        return cls(
+            username=usage.username,
+            held=_total(usage.held),
+            by_method={row.method: Held(bytes=row.bytes, files=row.files, jobs=row.jobs) for row in usage.held},
+            expiring_24h=_total(usage.expiring),
+            quota_bytes=usage.quota_bytes,
+        )
+
+
+def _total(rows: list[Holding]) -> Held:
+    return Held(
+        bytes=sum(row.bytes for row in rows), files=sum(row.files for row in rows), jobs=sum(row.jobs for row in rows)
+    )

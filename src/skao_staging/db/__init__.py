@@ -1,7 +1,7 @@
 """The job database: tables, engine and sessions, job functions, migrations."""
 
 from .engine import Database
-from .jobs import Expired, JobStore, RequestSummary, utcnow
+from .jobs import Expired, Holding, JobStore, RequestSummary, utcnow
 from .migrate import (
     SchemaNotCurrent,
     current_revision,
@@ -16,6 +16,7 @@ __all__ = [
     "FINAL_STATUSES",
     "Database",
     "Expired",
+    "Holding",
     "JobStatus",
     "JobStore",
     "RequestSummary",

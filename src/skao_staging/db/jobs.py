@@ -66,6 +66,17 @@ class RequestSummary:
         return "partially_failed"
 
 
+@dataclass(frozen=True)
+class Holding:
+    """Staged data one user holds through one method."""
+
+    username: str | None
+    method: str
+    bytes: int
+    files: int
+    jobs: int
+
+
 @dataclass
 class Expired:
     """The jobs of stopped processes: given back to the queue, or failed after their last attempt."""
@@ -628,6 +639,29 @@ class JobStore:
         )
         with self.db.transaction() as connection:
             return int(connection.scalar(query) or 0)
+
+    def holdings(
+        self, username: str | None, *, all_users: bool = False, expiring_by: datetime | None = None
+    ) -> list[Holding]:
+        """Unreleased staged data by user and method (hard links with zero bytes); ``expiring_by``: only what
+        expires by then. ``all_users``: every user's, else ``username``'s."""
+        conditions = [c.status == JobStatus.SUCCEEDED, c.released_at.is_(None), c.method != DOWNLOAD_METHOD]
+        if not all_users:
+            conditions.append(c.username == username)
+        if expiring_by is not None:
+            conditions.append(c.expires_at <= expiring_by)
+        held_bytes = case((c.method == HARD_LINK_METHOD, 0), else_=func.coalesce(c.bytes_total, 0))
+        query = (
+            select(c.username, c.method, func.sum(held_bytes), func.sum(func.coalesce(c.files_total, 1)), func.count())
+            .where(*conditions)
+            .group_by(c.username, c.method)
+        )
+        with self.db.transaction() as connection:
+            rows = connection.execute(query).all()
+        return [
+            Holding(user, str(method), int(size or 0), int(files or 0), int(jobs))
+            for user, method, size, files, jobs in rows
+        ]
 
     def lead(self, task: str, holder: str, seconds: float) -> bool:
         """Take or keep the lead of ``task`` for ``seconds``; False while another process holds it."""
