@@ -206,3 +206,51 @@ def test_hub_down_and_no_mount(hub: Hub, juser: str, tmp_path: Path) -> None:
 def test_not_enabled_without_a_hub(service: LiveService, user: str) -> None:
     config = service.get("/api/v1/config").json()
     assert "jupyter_copy" in config["unavailable_methods"]
+
+
+def test_staged_data_expires_through_the_contents_api(hub: Hub, juser: str, tmp_path: Path) -> None:
+    server, live = live_service(
+        tmp_path,
+        jupyterhub_url=hub.url,
+        jupyterhub_api_token=hub.token,
+        jupyter_home_mounts=str(hub.homes / "{username}"),
+        jupyter_spawn_timeout_seconds=30,
+        reaper_interval_seconds=0.1,
+    )
+    for name, data in {"one.bin": b"1" * 1000, "tree/a.bin": b"a" * 10, "tree/sub/b.bin": b"b" * 20}.items():
+        live.write_source(f"{juser}/{name}", data)
+    live.write_source(f"{juser}/tree/c.bin", b"c" * 30)
+    home = hub.home(juser)
+    with server:
+        one = httpx.post(
+            f"{live.url}/stage_data",
+            params={"method": "jupyter_copy", "username": juser, "lifetime": "PT1S"},
+            json={"local_path_on_storage": f"{juser}/one.bin", "relative_path": "exp/one.bin"},
+            timeout=120,
+        ).json()
+        tree = httpx.post(
+            f"{live.url}/stage_data",
+            params={"method": "jupyter_copy", "username": juser, "lifetime": "PT3S"},
+            json={"local_path_on_storage": f"{juser}/tree", "relative_path": "exp/tree"},
+            timeout=120,
+        ).json()
+        assert one["status"] == tree["status"] == "succeeded" and tree["expires_at"]
+        edited = home / "exp" / "tree" / "c.bin"
+        edited.chmod(0o644)
+        edited.write_bytes(b"the user's own c")  # changed in the user's own server: kept
+
+        def released(job_id: int) -> dict[str, object] | None:
+            job: dict[str, object] = httpx.get(f"{live.url}/api/v1/jobs/{job_id}", timeout=30).json()
+            return job if job["released_at"] else None
+
+        deadline = time.monotonic() + 30
+        while not (released(one["job_id"]) and released(tree["job_id"])) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        first, second = released(one["job_id"]), released(tree["job_id"])
+        assert first is not None and second is not None
+    assert first["release_reason"] == "expired" and first["release_note"] is None
+    assert not (home / "exp" / "one.bin").exists()
+    assert "'exp/tree/c.bin' is no longer the staged file" in str(second["release_note"])
+    left = {str(path.relative_to(home / "exp")) for path in (home / "exp").rglob("*")}
+    assert {path for path in left if ".ipynb_checkpoints" not in path} == {"tree", "tree/c.bin"}  # the server's own
+    assert edited.read_bytes() == b"the user's own c"

@@ -12,18 +12,20 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import timedelta
 from enum import StrEnum
 
 from . import metrics
 from .config import Settings
 from .db import JobStore, StagingJob, utcnow
 from .logs import get_logger
-from .methods import HeldData, MethodRegistry, PublishedEntry
+from .methods import HeldData, MethodRegistry, PublishedEntry, ReleasePostponed
 from .paths import resolve_destination
 
 log = get_logger("reaper")
 TASK = "reaper"
 BATCH = 200
+POSTPONE = timedelta(hours=1)  # an expiry whose data cannot be reached now is tried again after this
 
 
 class ReleaseReason(StrEnum):
@@ -44,11 +46,17 @@ class Releaser:
         return job.status == "succeeded" and job.released_at is None and method is not None and method.releasable
 
     def release(self, job: StagingJob, reason: ReleaseReason) -> bool:
-        """Remove what the job published and still holds unchanged; False when another release came first."""
+        """Remove what the job published and still holds unchanged; False when another release came first
+        or the data cannot be reached now (then an expiry is tried again after ``POSTPONE``)."""
         method = self.methods.of_job(job.method)
         if method is None or not method.releasable:
             raise ValueError(f"job {job.id} holds no data to release")
-        released = method.release(self._held(job))
+        try:
+            released = method.release(self._held(job, requested=reason is not ReleaseReason.EXPIRED))
+        except ReleasePostponed as postponed:
+            self.jobs.postpone_expiry(job.id, utcnow() + POSTPONE)
+            log.info("job %s: release postponed by %s: %s", job.id, POSTPONE, postponed)
+            return False
         recorded = self.jobs.mark_released(job.id, reason.value, released.note())
         metrics.RELEASES.labels(str(job.method), reason.value).inc()
         log.info(
@@ -63,14 +71,14 @@ class Releaser:
         )
         return recorded
 
-    def _held(self, job: StagingJob) -> HeldData:
+    def _held(self, job: StagingJob, *, requested: bool) -> HeldData:
         destination = resolve_destination(self.settings.user_areas, str(job.username), job.relative_path)
         is_dir = job.output_identity is None
         if is_dir:
             entries = [PublishedEntry(path, identity, size) for path, identity, size in self.jobs.outputs_of(job.id)]
         else:
             entries = [PublishedEntry("", job.output_identity, job.bytes_total)]
-        return HeldData(job.id, str(job.username), destination, is_dir, entries, self.settings)
+        return HeldData(job.id, str(job.username), destination, is_dir, entries, self.settings, requested)
 
 
 class Reaper:

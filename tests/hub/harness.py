@@ -56,6 +56,7 @@ c.Spawner.args = [
     "--allow-root",
     "--ServerApp.contents_manager_class=staging_test_hooks.ExplodingContentsManager",
     "--ServerApp.max_body_size=4294967296",
+    "--FileContentsManager.delete_to_trash=False",  # as docs/operators recommends: a release frees the space
 ]
 c.Spawner.environment = {{"PYTHONPATH": {workdir!r}}}
 c.Spawner.start_timeout = 30

@@ -595,6 +595,12 @@ class JobStore:
                 connection.execute(delete(outputs_table).where(outputs_table.c.job_id == job_id))
         return released
 
+    def postpone_expiry(self, job_id: int, until: datetime) -> None:
+        """Try an expiry again at ``until`` (its data could not be reached)."""
+        statement = update(jobs_table).where(c.id == job_id, c.released_at.is_(None)).values(expires_at=until)
+        with self.db.transaction() as connection:
+            connection.execute(statement)
+
     def set_lifetime(self, job_id: int, seconds: int, expires_at: datetime | None) -> bool:
         """Give a job a new lifetime: a finished one a new expiry; False when its data was released."""
         now = utcnow()

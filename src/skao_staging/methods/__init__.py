@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from ..config import ALL_METHODS, Settings
 from ..errors import StagingError
-from .base import EndedJob, HeldData, PublishedEntry, Released, StagingMethod, TransferContext, TransferResult
+from .base import (
+    EndedJob,
+    HeldData,
+    PublishedEntry,
+    Released,
+    ReleasePostponed,
+    StagingMethod,
+    TransferContext,
+    TransferResult,
+)
 from .direct_download import DirectDownload
 from .hard_link import HardLink
 from .jupyter_copy import JupyterCopy
@@ -15,6 +24,7 @@ __all__ = [
     "HeldData",
     "MethodRegistry",
     "PublishedEntry",
+    "ReleasePostponed",
     "Released",
     "StagingMethod",
     "TransferContext",

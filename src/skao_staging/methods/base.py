@@ -77,6 +77,11 @@ class HeldData:
     is_dir: bool
     entries: list[PublishedEntry]
     settings: Settings
+    requested: bool = False  # released on request (not expired): a method may start what it needs
+
+
+class ReleasePostponed(Exception):
+    """The data cannot be reached now (the user's Jupyter server is stopped); try again later."""
 
 
 MAX_KEPT_REPORTED = 20

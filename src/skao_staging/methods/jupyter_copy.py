@@ -25,7 +25,17 @@ from ..jupyter import JupyterContents, hub_session
 from ..logs import get_logger
 from ..paths import Destination, jupyter_home
 from ..sources import PlannedFile, SourcePlan
-from .base import EndedJob, FileChecksum, Outcome, PublishingMethod, TransferContext
+from .base import (
+    EndedJob,
+    FileChecksum,
+    HeldData,
+    Outcome,
+    PublishedEntry,
+    PublishingMethod,
+    Released,
+    ReleasePostponed,
+    TransferContext,
+)
 
 log = get_logger("jupyter_copy")
 
@@ -40,7 +50,12 @@ class RemoteTarget:
     digests: dict[tuple[str, ...], tuple[int, str]]  # parts -> (adler32, sha256)
 
     def checksums(self, plan: SourcePlan) -> list[FileChecksum]:
-        return [FileChecksum(entry, self.digests[entry.parts][0]) for entry in plan.files]
+        """Each file's adler32, and its sha256 as the identity its release checks through the server."""
+        return [
+            FileChecksum(entry, adler, f"sha256:{sha}")
+            for entry in plan.files
+            for adler, sha in (self.digests[entry.parts],)
+        ]
 
 
 def _digests(entry: PlannedFile) -> tuple[int, str]:
@@ -63,6 +78,29 @@ def _same_file(model: dict[str, Any], entry: PlannedFile, sha256: str) -> bool:
 class JupyterCopy(PublishingMethod[RemoteTarget]):
     name = "jupyter_copy"
     description = "Upload into your Jupyter server (started for you when it is stopped)."
+    releasable = True
+
+    def release(self, held: HeldData) -> Released:
+        """Delete, through the Contents API, the files whose sha256 the server still reports as staged,
+        then the folders left empty, deepest first.
+
+        Expiry never starts a server: while the user's is stopped the release is postponed. A release
+        the user asked for starts it, as staging does.
+        """
+        final = "/".join(self._remote_parts(held.destination, held.settings))
+        with hub_session(held.settings) as hub:
+            contents = hub.ensure_server(held.username) if held.requested else hub.running_server(held.username)
+            if contents is None:
+                raise ReleasePostponed(f"the Jupyter server of {held.username} is not running")
+            released = Released()
+            for entry in held.entries:
+                if entry.identity is not None:
+                    _release_remote_file(contents, _joined(final, entry.path), entry, released)
+            if held.is_dir:
+                folders = sorted((entry.path for entry in held.entries if entry.identity is None), key=_depth)
+                for path in [*reversed(folders), ""]:
+                    _release_remote_folder(contents, _joined(final, path), released)
+        return released
 
     def availability_problem(self, settings: Settings) -> str | None:
         if not settings.jupyterhub_url:
@@ -212,3 +250,39 @@ class JupyterCopy(PublishingMethod[RemoteTarget]):
         except OSError as exc:
             return False, f"read-only could not be enforced at the mounted home ({exc.strerror})"
         return True, None
+
+
+def _joined(top: str, path: str) -> str:
+    return f"{top}/{path}" if path else top
+
+
+def _depth(path: str) -> int:
+    return path.count("/")
+
+
+def _release_remote_file(contents: JupyterContents, path: str, entry: PublishedEntry, released: Released) -> None:
+    model = contents.get(path, checksum=True)
+    if model is None:
+        released.gone += 1
+        return
+    same = (
+        model.get("type") == "file"
+        and model.get("size") == entry.size
+        and model.get("hash_algorithm", "sha256") == "sha256"
+        and f"sha256:{model.get('hash')}" == entry.identity
+    )
+    if not same:  # changed, replaced, or a server that reports no hash: nothing proves it is ours
+        released.kept.append(f"'{path}' is no longer the staged file, or its server cannot prove it; kept")
+        return
+    contents.delete(path)
+    released.removed += 1
+
+
+def _release_remote_folder(contents: JupyterContents, path: str, released: Released) -> None:
+    model = contents.get(path, content=True)
+    if model is None:
+        return
+    if model.get("type") != "directory" or model.get("content"):
+        released.kept.append(f"folder '{path}' is not empty or was replaced; kept")
+        return
+    contents.delete(path)
