@@ -64,6 +64,9 @@ class Service:
         self.process.terminate()
         self.process.wait(30)
 
+    def log(self) -> str:
+        return (self.base / "staging_service.log").read_text()
+
 
 def timed(action: object) -> float:
     assert callable(action)

@@ -378,7 +378,7 @@ class Executor:
                 job.id,
                 self.process_id,
                 status,
-                outputs=[vars(entry) for entry in result.outputs],
+                outputs=[entry._asdict() for entry in result.outputs],
                 expires_at=expires_at if status is JobStatus.SUCCEEDED else None,
                 bytes_total=result.bytes,
                 bytes_done=result.bytes if status is JobStatus.SUCCEEDED else 0,

@@ -176,12 +176,6 @@ def remove_entry(parent_fd: int, name: str) -> bool:
 FileState = Literal["removed", "changed", "replaced", "gone"]
 
 
-def same_file(st: os.stat_result, identity: str, size: int | None) -> bool:
-    """Whether ``st`` is the file recorded as device:inode:mtime_ns ``identity`` (and ``size``), unmodified."""
-    device, inode, mtime_ns = (int(part) for part in identity.split(":"))
-    return (st.st_dev, st.st_ino, st.st_mtime_ns) == (device, inode, mtime_ns) and size in (None, st.st_size)
-
-
 def unlink_if_same(dir_fd: int, name: str, identity: str, size: int | None) -> FileState:
     """Remove ``name`` below ``dir_fd`` only if it is still the file ``identity`` names, unmodified.
 
@@ -193,11 +187,10 @@ def unlink_if_same(dir_fd: int, name: str, identity: str, size: int | None) -> F
         st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
     except FileNotFoundError:
         return "gone"
-    device, inode, _ = identity.split(":")
-    if not stat.S_ISREG(st.st_mode) or (str(st.st_dev), str(st.st_ino)) != (device, inode):
-        return "replaced"
-    if not same_file(st, identity, size):
-        return "changed"
+    unchanged = f"{st.st_dev}:{st.st_ino}:{st.st_mtime_ns}" == identity and size in (None, st.st_size)
+    if not (unchanged and stat.S_ISREG(st.st_mode)):
+        same_inode = identity.startswith(f"{st.st_dev}:{st.st_ino}:")
+        return "changed" if same_inode and stat.S_ISREG(st.st_mode) else "replaced"
     try:
         os.unlink(name, dir_fd=dir_fd)
     except FileNotFoundError:

@@ -51,6 +51,7 @@ class Releaser:
         method = self.methods.of_job(job.method)
         if method is None or not method.releasable:
             raise ValueError(f"job {job.id} holds no data to release")
+        started = time.monotonic()
         try:
             released = method.release(self._held(job, requested=reason is not ReleaseReason.EXPIRED))
         except ReleasePostponed as postponed:
@@ -60,7 +61,7 @@ class Releaser:
         recorded = self.jobs.mark_released(job.id, reason.value, released.note())
         metrics.RELEASES.labels(str(job.method), reason.value).inc()
         log.info(
-            "job %s released (%s) user=%s destination=%s files_removed=%d kept=%d gone=%d",
+            "job %s released (%s) user=%s destination=%s files_removed=%d kept=%d gone=%d duration=%.3fs",
             job.id,
             reason.value,
             job.username,
@@ -68,6 +69,7 @@ class Releaser:
             released.removed,
             len(released.kept),
             released.gone,
+            time.monotonic() - started,
         )
         return recorded
 

@@ -84,7 +84,7 @@ class LocalMethod(PublishingMethod[int]):
                 if held.is_dir:
                     _release_tree(parent_fd, held.destination.name, held.entries, released)
                 else:
-                    _release_file(parent_fd, held.destination.name, files[0], held.destination.name, released)
+                    _release_file(parent_fd, held.destination.name, files[0], "", released)
         except (FileNotFoundError, NotADirectoryError):
             released.gone += len(files)
         except StagingError as error:
@@ -203,14 +203,15 @@ class LocalMethod(PublishingMethod[int]):
         return checksums
 
 
-def _release_file(dir_fd: int, name: str, entry: PublishedEntry, label: str, released: Released) -> None:
+def _release_file(dir_fd: int, name: str, entry: PublishedEntry, prefix: str, released: Released) -> None:
+    """``prefix``: the staged folder's name and a slash, for the report of a file kept (none for one file)."""
     state = unlink_if_same(dir_fd, name, str(entry.identity), entry.size)
     if state == "removed":
         released.removed += 1
     elif state == "gone":
         released.gone += 1
     else:
-        released.kept.append(_KEPT[state].format(label))
+        released.kept.append(_KEPT[state].format(prefix + (entry.path or name)))
 
 
 def _release_tree(parent_fd: int, name: str, entries: list[PublishedEntry], released: Released) -> None:
@@ -225,6 +226,7 @@ def _release_tree(parent_fd: int, name: str, entries: list[PublishedEntry], rele
             raise
         released.kept.append(f"'{name}' is no longer the staged folder; kept")
         return
+    prefix = f"{name}/"
     with ExitStack() as stack:
         stack.callback(os.close, top_fd)
         dirs = DirCache(stack, top_fd)
@@ -232,7 +234,6 @@ def _release_tree(parent_fd: int, name: str, entries: list[PublishedEntry], rele
             if entry.identity is None:
                 continue
             parts = tuple(entry.path.split("/"))
-            label = "/".join((name, *parts))
             try:
                 dir_fd = dirs.fd(parts[:-1])
             except FileNotFoundError:
@@ -241,9 +242,9 @@ def _release_tree(parent_fd: int, name: str, entries: list[PublishedEntry], rele
             except OSError as exc:
                 if exc.errno not in _NOT_A_FOLDER:
                     raise
-                released.kept.append(_KEPT["replaced"].format(label))
+                released.kept.append(_KEPT["replaced"].format(f"{name}/{entry.path}"))
                 continue
-            _release_file(dir_fd, parts[-1], entry, label, released)
+            _release_file(dir_fd, parts[-1], entry, prefix, released)
         folders = sorted((tuple(entry.path.split("/")) for entry in entries if entry.identity is None), key=len)
         for parts in reversed(folders):
             try:

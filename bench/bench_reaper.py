@@ -1,0 +1,116 @@
+"""Benchmark of the reaper: removing expired staged files, against ``rm -r`` of the same tree.
+
+    .venv/bin/python bench/bench_reaper.py [--files 100000] [--probes 2000]
+
+One ``serve`` (SQLite, embedded worker and reaper, STAGING_FSYNC=false so staging the tree is quick)
+stages a folder of ``--files`` small files; a copy of the same tree made with ``cp -r`` is removed
+with ``rm -r`` as the baseline. The job's lifetime is then cut to one second and the reaper removes
+it; its own duration is read from its log line. Meanwhile a client reads one job again and again:
+its latency is compared with the same reads while the service is idle. Prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_core import Service
+
+FILES_PER_FOLDER = 100
+
+
+def make_tree(top: Path, files: int) -> None:
+    for index in range(files):
+        folder = top / f"d{index // FILES_PER_FOLDER:05d}"
+        if index % FILES_PER_FOLDER == 0:
+            folder.mkdir(parents=True)
+        (folder / f"f{index:07d}.dat").write_bytes(b"%07d\n" % index)
+
+
+def latencies(client: httpx.Client, url: str, count: int, stop: threading.Event | None = None) -> list[float]:
+    """Milliseconds of ``count`` reads of ``url`` (fewer if ``stop`` is set first)."""
+    found = []
+    for _ in range(count):
+        if stop is not None and stop.is_set():
+            break
+        started = time.perf_counter()
+        client.get(url).raise_for_status()
+        found.append((time.perf_counter() - started) * 1000)
+    return found
+
+
+def p99(values: list[float]) -> float:
+    return statistics.quantiles(values, n=100)[98] if len(values) >= 100 else max(values)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--files", type=int, default=100_000)
+    parser.add_argument("--probes", type=int, default=2000)
+    args = parser.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="bench-reaper-"))
+    try:
+        make_tree(base / "storage" / "tree", args.files)
+        started = time.perf_counter()
+        subprocess.run(["cp", "-r", str(base / "storage" / "tree"), str(base / "baseline")], check=True)
+        copy_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        subprocess.run(["rm", "-r", str(base / "baseline")], check=True)
+        rm_seconds = time.perf_counter() - started
+
+        service = Service(base, fsync="false", reaper_interval_seconds="0.2")
+        try:
+            with httpx.Client(timeout=3600) as client:
+                started = time.perf_counter()
+                job = service.stage(client, "local_copy", "bench", "tree", "tree")
+                stage_seconds = time.perf_counter() - started
+                job_url = f"{service.url}/api/v1/jobs/{job['job_id']}"
+                idle = latencies(client, job_url, args.probes)
+                client.patch(job_url, json={"lifetime": 1}).raise_for_status()
+                stop = threading.Event()
+                during: list[float] = []
+                probe = threading.Thread(target=lambda: during.extend(latencies(client, job_url, 10**7, stop)))
+                probe.start()
+                deadline = time.monotonic() + 3600
+                while not client.get(job_url).json()["released_at"] and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                stop.set()
+                probe.join()
+        finally:
+            service.stop()
+        line = re.search(rf"job {job['job_id']} released \(expired\).*duration=([0-9.]+)s", service.log())
+        assert line is not None, "the reaper's log line was not found"
+        reap_seconds = float(line.group(1))
+        assert not (base / "users" / "bench" / "tree").exists()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+    files = args.files
+    folders = files // FILES_PER_FOLDER
+    print(f"\n{files} files of 8 bytes in {folders} folders, staged by the service in {stage_seconds:.1f} s")
+    print(f"(cp -r of the same tree: {copy_seconds:.1f} s)\n")
+    print("| measure | service | baseline (same run) | ratio |")
+    print("|---|---|---|---|")
+    print(
+        f"| removing the expired tree, files/s | reaper {files / reap_seconds:,.0f} ({reap_seconds:.2f} s) "
+        f"| `rm -r` {files / rm_seconds:,.0f} ({rm_seconds:.2f} s) | {rm_seconds / reap_seconds:.2f} |"
+    )
+    print(
+        f"| GET one job while it reaps, p50 / p99 ms ({len(during)} reads) | {statistics.median(during):.1f} / "
+        f"{p99(during):.1f} | idle: {statistics.median(idle):.1f} / {p99(idle):.1f} | {p99(during) / p99(idle):.2f} |"
+    )
+
+
+if __name__ == "__main__":
+    main()
