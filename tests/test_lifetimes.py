@@ -419,3 +419,38 @@ def test_command_line_stages_with_a_lifetime_shows_usage_and_releases(reaping: L
     assert not (service.user_area(user) / "cli.dat").exists()
     again = run("release", str(job_id))
     assert again.returncode == 1 and "no_data_held" in again.stdout
+
+
+def test_a_lifetime_changed_while_the_job_runs_counts_from_its_end(tmp_path: Path) -> None:
+    settings = make_settings(
+        tmp_path, f"sqlite:///{tmp_path / 'staging.db'}", max_bytes_per_second=2 * 1024 * 1024
+    )  # a copy of 1.5 s
+    (settings.storage_roots[0] / "late.dat").write_bytes(b"l" * 3 * 1024 * 1024)
+    db = Database(settings.database_url)
+    upgrade(db)
+    api = Runtime(settings, db, role="api", threads=0)  # answers only
+    api.start()
+    worker = Runtime(settings, Database(settings.database_url), role="worker", threads=1)
+    worker.start()
+    try:
+        job = api.service.submit(StageItem("local_copy", "gina", "late.dat", "late.dat", lifetime="PT1H"), ANONYMOUS)
+        api.jobs_queued(1)
+        wait_until(lambda: api.service.jobs.get(job.id).status == "running", what="the copy to start")  # type: ignore[union-attr]
+        assert api.service.set_lifetime(job.id, "PT5H", ANONYMOUS).lifetime_seconds == 5 * 3600
+        ended = wait_until(lambda: (found := api.service.jobs.get(job.id)) and found.finished_at and found)
+    finally:
+        worker.stop()
+        api.stop()
+    assert ended.status == "succeeded" and ended.expires_at - ended.finished_at == timedelta(hours=5)
+
+
+def test_staging_the_same_data_again_keeps_it_as_long_as_asked(service: LiveService, user: str, name: str) -> None:
+    service.write_source(f"{name}.dat", b"k" * 10)
+    first = stage(service, "local_copy", user, f"{name}.dat", "same.dat", lifetime="PT1H")
+    again = stage(service, "local_copy", user, f"{name}.dat", "same.dat", lifetime="P2D")
+    assert again["status"] == "skipped" and again["expires_at"] is None  # it holds nothing itself
+    extended = parse_time(job_of(service, first["job_id"])["expires_at"])
+    assert abs(extended - (utcnow() + timedelta(days=2))) < timedelta(minutes=1)
+    shorter = stage(service, "local_copy", user, f"{name}.dat", "same.dat", lifetime="PT1M")
+    assert shorter["status"] == "skipped"
+    assert parse_time(job_of(service, first["job_id"])["expires_at"]) == extended  # never shortened

@@ -354,20 +354,14 @@ class Executor:
             refund=True,
         )
 
-    def _expiry(self, job: StagingJob) -> datetime | None:
-        """When what this job publishes now expires (None: never, or its method publishes nothing to remove)."""
-        if not self.methods.get(job.method).releasable:
-            return None
-        return expiry(utcnow(), job.lifetime_seconds)
-
     def _succeed(self, job: StagingJob, result: TransferResult, started: float) -> None:
         status = JobStatus.SKIPPED if result.outcome == "skipped" else JobStatus.SUCCEEDED
-        expires_at = self._expiry(job)
+        releasable = self.methods.get(job.method).releasable
         if status is JobStatus.SUCCEEDED:
             metrics.BYTES_STAGED.labels(str(job.method)).inc(result.bytes)
         elif job.lifetime_seconds is not None and job.destination is not None:
             # the data is there already, staged by an earlier job: it lasts as long as this one asked
-            destination = job.destination
+            destination, expires_at = job.destination, expiry(utcnow(), job.lifetime_seconds)
             self._with_database(
                 lambda: self.jobs.extend_holder(str(job.username), destination, expires_at),
                 f"job {job.id}: extending the earlier staging",
@@ -379,7 +373,7 @@ class Executor:
                 self.process_id,
                 status,
                 outputs=[entry._asdict() for entry in result.outputs],
-                expires_at=expires_at if status is JobStatus.SUCCEEDED else None,
+                expires=releasable and status is JobStatus.SUCCEEDED,
                 bytes_total=result.bytes,
                 bytes_done=result.bytes if status is JobStatus.SUCCEEDED else 0,
                 files_total=result.files,

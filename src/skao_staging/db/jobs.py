@@ -402,11 +402,14 @@ class JobStore:
         status: JobStatus,
         *,
         outputs: Sequence[dict[str, Any]] = (),
+        expires: bool = False,
         **fields: Any,
     ) -> bool:
         """Record the end of a running job; False when this worker no longer holds it.
 
         ``outputs``: what a folder job published (``path``, ``identity``, ``size``), kept for its release.
+        ``expires``: what it published expires after its lifetime from now (as it is now: a lifetime
+        changed while the job ran counts).
         """
         now = utcnow()
         statement = (
@@ -418,6 +421,10 @@ class JobStore:
             finished = _count(connection, statement) == 1
             if finished:
                 self._record_attempt(connection, job_id, worker_id, status.value, fields, now)
+                if expires:
+                    lifetime = connection.scalar(select(c.lifetime_seconds).where(c.id == job_id))
+                    expires_at = now + timedelta(seconds=lifetime) if lifetime else None
+                    connection.execute(update(jobs_table).where(c.id == job_id).values(expires_at=expires_at))
                 if outputs:
                     connection.execute(insert(outputs_table), [{"job_id": job_id, **row} for row in outputs])
         return finished
