@@ -34,6 +34,7 @@ class Identity:
     authenticated: bool = False
     uid: int | None = None
     gid: int | None = None
+    email: str | None = None  # where notices go (token claim or proxy header); None: not known
 
     def acting_for(self, requested: str | None) -> str | None:
         """The user a request acts for: the caller, or another user when the caller is an admin."""
@@ -145,7 +146,9 @@ class Authenticator:
             return self._from_proxy(headers, client_host)
         return self._from_token(headers)
 
-    def _identity(self, username: object, groups: object, claims: dict[str, Any] | None = None) -> Identity:
+    def _identity(
+        self, username: object, groups: object, claims: dict[str, Any] | None = None, email: object = None
+    ) -> Identity:
         if not isinstance(username, str) or not username:
             raise _unauthenticated("the identity carries no user name", "invalid_token")
         group_set = _groups(groups)
@@ -157,6 +160,7 @@ class Authenticator:
             authenticated=True,
             uid=_number(claims.get(self.settings.oidc_uid_claim or "")),
             gid=_number(claims.get(self.settings.oidc_gid_claim or "")),
+            email=_email(email),
         )
 
     def _from_proxy(self, headers: Any, client_host: str | None) -> Identity:
@@ -169,7 +173,8 @@ class Authenticator:
         user = headers.get(self.settings.auth_user_header)
         if not user:
             raise _unauthenticated("the proxy sent no user")
-        return self._identity(user, headers.get(self.settings.auth_groups_header, ""))
+        groups = headers.get(self.settings.auth_groups_header, "")
+        return self._identity(user, groups, email=headers.get(self.settings.auth_email_header))
 
     def _from_token(self, headers: Any) -> Identity:
         assert self.oidc is not None
@@ -178,7 +183,10 @@ class Authenticator:
             raise _unauthenticated("a bearer token is required")
         claims = self.oidc.claims(token.strip())
         return self._identity(
-            claims.get(self.settings.oidc_username_claim), claims.get(self.settings.oidc_groups_claim, []), claims
+            claims.get(self.settings.oidc_username_claim),
+            claims.get(self.settings.oidc_groups_claim, []),
+            claims,
+            claims.get(self.settings.oidc_email_claim),
         )
 
 
@@ -195,3 +203,17 @@ def _number(value: object) -> int | None:
     if isinstance(value, str) and value.isdigit():
         return int(value)
     return None
+
+
+def _email(value: object) -> str | None:
+    """An e-mail address from a claim or header: one ``@``, no spaces or control characters; else None."""
+    if not isinstance(value, str) or len(value) > 254:
+        return None
+    local, at, domain = value.partition("@")
+    if (
+        not (local and at and domain)
+        or "@" in domain
+        or any(ch.isspace() or ord(ch) < 32 or ch == "\x7f" for ch in value)
+    ):
+        return None
+    return value

@@ -171,6 +171,28 @@ class Settings(BaseSettings):
         description="Bytes of staged data one user may hold at once (413 quota_exceeded; hard links count "
         "zero); 0 means no quota.",
     )
+    smtp_host: str | None = Field(None, description="The site's SMTP relay for notification e-mails; unset: no e-mail.")
+    smtp_port: int = Field(25, ge=1, le=65535, description="Port of the SMTP relay.")
+    smtp_from: str = Field("skao-staging@localhost", description="Sender address of notification e-mails.")
+    smtp_username: str | None = Field(None, description="SMTP login, when the relay asks for one.")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password, when the relay asks for one.")
+    smtp_starttls: bool = Field(False, description="Upgrade the SMTP connection with STARTTLS before logging in.")
+    auth_email_header: str = Field(
+        "X-Forwarded-Email", description="header mode: the header with the user's e-mail address."
+    )
+    oidc_email_claim: str = Field("email", description="Claim that holds the user's e-mail address.")
+    webhook_url: str | None = Field(
+        None, description="URL that receives every notification as signed JSON (operators'; never per request)."
+    )
+    webhook_secret: SecretStr | None = Field(
+        None, description="Key of the HMAC-SHA256 signature of webhook bodies (X-Staging-Signature: sha256=<hex>)."
+    )
+    notify_interval_seconds: float = Field(
+        30.0, gt=0, description="How often ended requests and expiring data are looked for and notices sent."
+    )
+    notify_max_attempts: int = Field(
+        8, ge=1, description="Deliveries of one notice tried (with a doubling pause) before it is given up."
+    )
     group_storage_roots: dict[str, list[Path]] = Field(
         default_factory=dict,
         description='JSON {"group": ["/storage/root", ...]}: roots named here are readable only by members '

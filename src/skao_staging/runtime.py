@@ -3,6 +3,7 @@
     jobs store ─ executor (claims, runs, records) ─ worker pool (threads) ─ heartbeat (leases)
                      ├── service (accepts requests; the routes' only entry)
                      ├── reaper (expired data; with a worker pool; one process at a time acts)
+                     ├── notifier (ended requests, coming expiries: e-mail, webhook; as the reaper)
                      └── replication watch (jobs waiting for a DID's replica; with Rucio only)
 
 Two hooks connect them: ``jobs_queued`` (wakes idle worker threads) and ``job_ended`` (wakes API
@@ -12,10 +13,11 @@ requests waiting for a job run in this process).
 from __future__ import annotations
 
 from .config import Settings
-from .db import Database, JobStore
+from .db import Database, JobStore, NoticeStore
 from .execution import Executor, new_process_id
 from .hooks import Hook
 from .methods import MethodRegistry
+from .notifications import Notifier
 from .paths import StorageRoots
 from .reaper import Reaper, Releaser
 from .replication import ReplicationWatch
@@ -44,13 +46,17 @@ class Runtime:
         self.worker = Worker(self.executor, threads) if threads > 0 else None
         releaser = Releaser(settings, jobs, methods)
         self.reaper = Reaper(releaser, self.executor.process_id) if self.worker is not None else None
+        notices = NoticeStore(db)
+        self.notifier = Notifier(settings, jobs, notices, self.executor.process_id) if self.worker is not None else None
         if self.worker is not None:
             self.jobs_queued.connect(self.worker.wake)
         self.heartbeat = Heartbeat(self.executor, settings, self.jobs_queued)
         self.replication = (
             ReplicationWatch(settings, jobs, sources.dids().catalogue, self.jobs_queued) if sources.has_dids else None
         )
-        self.service = StagingService(settings, jobs, roots, self.executor, self.worker, self.jobs_queued, releaser)
+        self.service = StagingService(
+            settings, jobs, roots, self.executor, self.worker, self.jobs_queued, releaser, notices
+        )
 
     def start(self) -> None:
         if self.worker is not None:
@@ -58,6 +64,8 @@ class Runtime:
         self.heartbeat.start()
         if self.reaper is not None:
             self.reaper.start()
+        if self.notifier is not None:
+            self.notifier.start()
         if self.replication is not None:
             self.replication.start()
 
@@ -68,6 +76,8 @@ class Runtime:
         self.heartbeat.stop()
         if self.reaper is not None:
             self.reaper.stop()
+        if self.notifier is not None:
+            self.notifier.stop()
         if self.replication is not None:
             self.replication.stop()
             self.replication.catalogue.close()

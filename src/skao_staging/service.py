@@ -18,7 +18,7 @@ from typing import Any
 from .auth import Identity
 from .catalogue import Did, DidSummary
 from .config import Settings
-from .db import Holding, JobStatus, JobStore, RequestSummary, StagingJob, utcnow
+from .db import Holding, JobStatus, JobStore, NoticeStore, RequestSummary, StagingJob, utcnow
 from .errors import StagingError, from_os_error
 from .execution import Executor
 from .fsops import write_new_file
@@ -71,6 +71,7 @@ class StagingService:
         worker: Worker | None,
         jobs_queued: Hook[int],
         releaser: Releaser,
+        notices: NoticeStore,
     ) -> None:
         self.settings = settings
         self.jobs = jobs
@@ -81,6 +82,8 @@ class StagingService:
         self.worker = worker
         self.jobs_queued = jobs_queued
         self.releaser = releaser
+        self.notices = notices
+        self._emails: dict[str, str] = {}  # the address last recorded of each user, to write only changes
 
     def ping_database(self) -> None:
         """Raise when the job database does not answer."""
@@ -152,8 +155,15 @@ class StagingService:
         if quota and self.jobs.bytes_since(username, utcnow() - timedelta(days=1)) + size > quota:
             raise StagingError("quota_exceeded", f"this would exceed the quota of {quota} bytes in 24 hours")
 
+    def _remember_email(self, caller: Identity) -> None:
+        """Keep the address the caller's sign-in carries, where their notices go."""
+        if caller.username and caller.email and self._emails.get(caller.username) != caller.email:
+            self.notices.remember_email(caller.username, caller.email)
+            self._emails[caller.username] = caller.email
+
     def submit(self, item: StageItem, caller: Identity) -> StagingJob:
         """Validate a staging request and queue it; a refusal is recorded, then raised."""
+        self._remember_email(caller)
         try:
             accepted = self._accept(item, caller, {})
             self._check_quotas(item.username, [{**accepted, "method": item.method}])
@@ -230,6 +240,7 @@ class StagingService:
 
         A repeated ``idempotency_key`` of the same user returns the jobs of the first submission.
         """
+        self._remember_email(caller)
         try:
             checked = self._expand(items, caller.read_groups)
             limit = self.settings.max_items_per_request

@@ -11,6 +11,7 @@ from .migrate import (
     wait_for_database,
 )
 from .models import FINAL_STATUSES, JobStatus, StagingJob
+from .notices import Notice, NoticeStore
 
 __all__ = [
     "FINAL_STATUSES",
@@ -19,6 +20,8 @@ __all__ = [
     "Holding",
     "JobStatus",
     "JobStore",
+    "Notice",
+    "NoticeStore",
     "RequestSummary",
     "SchemaNotCurrent",
     "StagingJob",

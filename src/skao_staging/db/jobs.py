@@ -617,6 +617,7 @@ class JobStore:
             .values(
                 lifetime_seconds=seconds,
                 expires_at=case((c.status == JobStatus.SUCCEEDED, expires_at), else_=None),
+                expiry_notified_at=None,  # a new expiry is told of again
                 updated_at=now,
             )
         )
@@ -638,7 +639,7 @@ class JobStore:
                 c.released_at.is_(None),
                 later,
             )
-            .values(expires_at=expires_at, updated_at=utcnow())
+            .values(expires_at=expires_at, expiry_notified_at=None, updated_at=utcnow())
         )
         with self.db.transaction() as connection:
             return _count(connection, statement)

@@ -71,6 +71,7 @@ class StagingJob(Base):
     released_at: Mapped[datetime | None] = mapped_column(Timestamp)
     release_reason: Mapped[str | None] = mapped_column(String(32))  # expired, released by user/admin
     release_note: Mapped[str | None] = mapped_column(Text)  # what the release kept, and why
+    expiry_notified_at: Mapped[datetime | None] = mapped_column(Timestamp)  # the user was told it expires soon
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     next_attempt_at: Mapped[datetime | None] = mapped_column(Timestamp)
     worker_id: Mapped[str | None] = mapped_column(String(128))
@@ -99,6 +100,7 @@ class StagingRequest(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(Timestamp)
     dids: Mapped[str | None] = mapped_column(Text)  # the DIDs asked for, one a line (a dataset, before expansion)
+    ended_notified_at: Mapped[datetime | None] = mapped_column(Timestamp)  # its end was notified
 
     __table_args__ = (
         UniqueConstraint("username", "idempotency_key", name="uq_staging_requests_idempotency"),
@@ -148,3 +150,39 @@ class StagingLeader(Base):
     lease_until: Mapped[datetime] = mapped_column(Timestamp)
 
     __table_args__ = ({"mysql_charset": "utf8mb4", "mariadb_charset": "utf8mb4"},)
+
+
+class StagingContact(Base):
+    """Where a user's notices go: the e-mail address their last signed-in request carried."""
+
+    __tablename__ = "staging_contacts"
+
+    username: Mapped[str] = mapped_column(String(255), primary_key=True)
+    email: Mapped[str] = mapped_column(String(254))
+    updated_at: Mapped[datetime] = mapped_column(Timestamp)
+
+    __table_args__ = ({"mysql_charset": "utf8mb4", "mariadb_charset": "utf8mb4"},)
+
+
+class StagingNotification(Base):
+    """A notice to deliver (by e-mail and to the webhook), kept until each channel took it or it was given up."""
+
+    __tablename__ = "staging_notifications"
+
+    id: Mapped[int] = mapped_column(JobId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))  # request.ended, data.expiring
+    username: Mapped[str | None] = mapped_column(String(255))
+    email: Mapped[str | None] = mapped_column(String(254))
+    payload: Mapped[str] = mapped_column(Text)  # the JSON body, as signed and sent
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(Timestamp)
+    email_done_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    webhook_done_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    done_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("ix_staging_notifications_pending", "done_at", "next_attempt_at"),
+        {"mysql_charset": "utf8mb4", "mariadb_charset": "utf8mb4"},
+    )
