@@ -522,3 +522,33 @@ def test_stage_a_dataset_by_did_and_see_it_finish(
     finally:
         rucio.stop()
         drop_database(name)
+
+
+def test_kept_for_a_chosen_lifetime_extended_and_released(site: tuple[Cluster, str], page: Page) -> None:
+    cluster, api = site
+    cluster.source("life/keep.dat", b"k" * 3000)
+    stage_form(page, api, "lena")
+    page.get_by_label("Keep for").select_option("7 days")
+    page.get_by_label("Source on storage").fill("life/keep.dat")
+    page.get_by_role("button", name="Stage", exact=True).click()
+    expect(page).to_have_url(re.compile("#/jobs$"))
+    card = page.get_by_role("listitem", name=re.compile(r"^Job \d+, Succeeded"))
+    expect(card).to_contain_text("Kept until", timeout=30_000)
+    job_id = int(re.search(r"#(\d+)", card.inner_text())[1])  # type: ignore[index]
+    assert httpx.get(f"{api}/api/v1/jobs/{job_id}").json()["lifetime"] == 7 * 86400
+    expect(page.get_by_text(re.compile(r"^Holding 2\.9 KiB$"))).to_be_visible(timeout=10_000)
+    shoot(page, "jobs-lifetime")
+
+    card.get_by_label(f"Keep the data of job {job_id} for").select_option("30 days")
+    card.get_by_role("button", name=f"Extend job {job_id}").click()
+    page.wait_for_function(f"fetch('/api/v1/jobs/{job_id}').then(r => r.json()).then(j => j.lifetime === {30 * 86400})")
+    card.get_by_role("button", name=f"Release the data of job {job_id}").click()
+    card.get_by_role("button", name=f"Remove the data of job {job_id} now").click()
+    expect(card).to_contain_text("Data released by user", timeout=10_000)
+    assert not (cluster.users / "lena" / "keep.dat").exists()
+    expect(card.get_by_role("button", name=re.compile("Release|Extend"))).to_have_count(0)
+
+    page.goto(f"{api}/#/usage")  # development mode: everyone sees the admins' table
+    table = page.get_by_role("table")
+    expect(table).to_be_visible()
+    expect(page.get_by_text(re.compile(r"^Holding 0 B$"))).to_be_visible(timeout=10_000)

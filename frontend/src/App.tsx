@@ -2,12 +2,14 @@ import { useCallback, useEffect, useState } from 'react'
 import { api, ApiError, token, type Me, type SiteConfig } from './api'
 import { ErrorMessage } from './components/ErrorMessage'
 import { TokenForm } from './components/TokenForm'
+import { UsageBar } from './components/UsageBar'
 import { FilesView } from './views/FilesView'
 import { JobsView } from './views/JobsView'
 import { LogsView } from './views/LogsView'
 import { StageView } from './views/StageView'
+import { UsageView } from './views/UsageView'
 
-type ViewName = 'stage' | 'jobs' | 'logs' | 'files'
+type ViewName = 'stage' | 'jobs' | 'logs' | 'files' | 'usage'
 
 interface Session {
   config: SiteConfig
@@ -18,7 +20,7 @@ const USER_KEY = 'skao-staging-user'
 
 function viewFromHash(): ViewName {
   const name = window.location.hash.replace(/^#\/?/, '')
-  return name === 'jobs' || name === 'logs' || name === 'files' ? name : 'stage'
+  return name === 'jobs' || name === 'logs' || name === 'files' || name === 'usage' ? name : 'stage'
 }
 
 export default function App() {
@@ -61,6 +63,7 @@ export default function App() {
       label: 'Files',
       shown: (session?.config.file_tool_enabled ?? false) && (session?.me.admin_tools ?? false),
     },
+    { name: 'usage', label: 'Usage', shown: session?.me.admin_tools ?? false },
   ]
   const current = views.find((item) => item.name === view && item.shown) ? view : 'stage'
 
@@ -85,6 +88,9 @@ export default function App() {
           </ul>
         </nav>
         <div className="who">
+          {session && (session.me.authenticated || stagingUser) ? (
+            <UsageBar username={session.me.authenticated ? null : stagingUser} refreshKey={current} />
+          ) : null}
           {session?.me.username ? (
             <span title={session.me.groups.join(', ')}>
               Signed in as <strong>{session.me.username}</strong>
@@ -134,6 +140,8 @@ export default function App() {
           <JobsView config={session.config} me={session.me} defaultUser={stagingUser} />
         ) : current === 'logs' ? (
           <LogsView />
+        ) : current === 'usage' ? (
+          <UsageView />
         ) : (
           <FilesView
             config={session.config}

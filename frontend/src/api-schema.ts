@@ -456,6 +456,27 @@ export interface components {
       lifetime: string | number | null;
     };
     /**
+     * LifetimeRules
+     * @description How long staged data may be kept at this site.
+     */
+    LifetimeRules: {
+      /**
+       * Default Seconds
+       * @description The lifetime of a request that names none; 0: until released
+       */
+      default_seconds: number;
+      /**
+       * Max Seconds
+       * @description The longest lifetime a request may ask for
+       */
+      max_seconds: number;
+      /**
+       * Unlimited For Everyone
+       * @description Whether every user (not only admins) may ask for 0
+       */
+      unlimited_for_everyone: boolean;
+    };
+    /**
      * Me
      * @description The caller, as the service sees them.
      */
@@ -558,8 +579,14 @@ export interface components {
       file_tool_enabled: boolean;
       /** File Tool Max Bytes */
       file_tool_max_bytes: number;
+      lifetimes: components["schemas"]["LifetimeRules"];
       /** Methods */
       methods: components["schemas"]["MethodInfo"][];
+      /**
+       * Quota Held Bytes
+       * @description Bytes of staged data one user may hold; null: no quota
+       */
+      quota_held_bytes: number | null;
       /**
        * Rucio Rse
        * @description The RSE (or expression) whose replicas are staged

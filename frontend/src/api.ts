@@ -21,6 +21,8 @@ export type CreatedFile = Schemas['CreatedFile']
 export type DidFound = Schemas['DidFound']
 export type DidPage = Schemas['DidPage']
 export type DidInfo = Schemas['DidInfo']
+export type Usage = Schemas['Usage']
+export type Held = Schemas['Held']
 
 /** A refused or failed call: `code` is the service's machine-readable code. */
 export class ApiError extends Error {
@@ -110,10 +112,14 @@ export const api = {
   browse: (path: string) => request<StorageListing>('GET', `/api/v1/storage${query({ path })}`),
   jobs: (filters: { username?: string | null; status?: string; method?: string; limit?: number; offset?: number }) =>
     request<JobPage>('GET', `/api/v1/jobs${query({ ...filters })}`),
-  submit: (username: string | null, items: StageItem[]) =>
-    request<JobsAccepted>('POST', '/api/v1/jobs', { username: username || null, items }),
+  submit: (username: string | null, items: StageItem[], lifetime: string | null = null) =>
+    request<JobsAccepted>('POST', '/api/v1/jobs', { username: username || null, items, ...(lifetime ? { lifetime } : {}) }),
   cancel: (jobId: number) => request<Job>('DELETE', `/api/v1/jobs/${jobId}`),
   retry: (jobId: number) => request<Job>('POST', `/api/v1/jobs/${jobId}/retry`),
+  release: (jobId: number) => request<Job>('DELETE', `/api/v1/jobs/${jobId}/data`),
+  extend: (jobId: number, lifetime: string) => request<Job>('PATCH', `/api/v1/jobs/${jobId}`, { lifetime }),
+  usage: (username: string | null) => request<Usage>('GET', `/api/v1/usage${query({ username })}`),
+  usageByUser: () => request<Usage[]>('GET', '/api/v1/usage/users'),
   createFile: (path: string, content: { size: number } | { text: string }) =>
     request<CreatedFile>('POST', '/api/v1/files', { path, ...content }),
   searchDids: (scope: string, name: string) =>

@@ -83,3 +83,26 @@ export function baseName(path: string): string {
   const parts = path.split('/').filter(Boolean)
   return parts.length ? parts[parts.length - 1] : ''
 }
+
+/** A lifetime in seconds as words: "14 days", "12 hours", "until released" (0). */
+export function formatLifetime(seconds: number): string {
+  if (seconds === 0) return 'until released'
+  const units: [number, string][] = [
+    [86400, 'day'],
+    [3600, 'hour'],
+    [60, 'minute'],
+  ]
+  for (const [size, name] of units) {
+    if (seconds >= size && seconds % size === 0) {
+      const count = seconds / size
+      return `${count} ${name}${count === 1 ? '' : 's'}`
+    }
+  }
+  return `${seconds} seconds`
+}
+
+/** The lifetimes a person picks from: a day, a week, a month, the site's longest, and "until released". */
+export function lifetimeChoices(maxSeconds: number, unlimited: boolean): number[] {
+  const choices = [86400, 7 * 86400, 30 * 86400].filter((seconds) => seconds < maxSeconds)
+  return [...choices, maxSeconds, ...(unlimited ? [0] : [])]
+}

@@ -79,4 +79,43 @@ describe('JobCard', () => {
     expect(source.querySelectorAll('wbr')).toHaveLength(2)
     expect(screen.getByTitle('/data/users/ann/data/vis.ms')).toHaveTextContent(/^data\/vis\.ms$/)
   })
+
+  it('shows when held data expires, extends it by a chosen lifetime, and releases it after a confirmation', async () => {
+    const onRelease = vi.fn()
+    const onExtend = vi.fn()
+    const held = job({ status: 'succeeded', bytes: 10, bytes_done: 10, expires_at: '2026-12-07T10:00:00.000Z' })
+    render(
+      <JobCard
+        job={held}
+        now={0}
+        onCancel={vi.fn()}
+        onRetry={vi.fn()}
+        onRelease={onRelease}
+        onExtend={onExtend}
+        lifetimes={[86400, 7 * 86400, 90 * 86400]}
+      />,
+    )
+    expect(screen.getByText(/Kept until/)).toBeInTheDocument()
+    await userEvent.selectOptions(screen.getByLabelText('Keep the data of job 1 for'), '7 days')
+    await userEvent.click(screen.getByRole('button', { name: 'Extend job 1' }))
+    expect(onExtend).toHaveBeenCalledWith(String(7 * 86400))
+    await userEvent.click(screen.getByRole('button', { name: 'Release the data of job 1' }))
+    expect(onRelease).not.toHaveBeenCalled() // asked first
+    await userEvent.click(screen.getByRole('button', { name: 'Keep it' }))
+    await userEvent.click(screen.getByRole('button', { name: 'Release the data of job 1' }))
+    await userEvent.click(screen.getByRole('button', { name: 'Remove the data of job 1 now' }))
+    expect(onRelease).toHaveBeenCalledOnce()
+  })
+
+  it('shows a release and what it kept, and offers no more actions on the data', () => {
+    const released = job({
+      status: 'succeeded',
+      released_at: '2026-12-07T10:00:00.000Z',
+      release_reason: 'expired',
+      release_note: "'tree/a.dat' was modified after it was staged; kept",
+    })
+    render(<JobCard job={released} now={0} onCancel={vi.fn()} onRetry={vi.fn()} onRelease={vi.fn()} onExtend={vi.fn()} lifetimes={[86400]} />)
+    expect(screen.getByText(/Data expired/)).toHaveTextContent("kept: 'tree/a.dat' was modified after it was staged; kept")
+    expect(screen.queryByRole('button', { name: /Release|Extend/ })).not.toBeInTheDocument()
+  })
 })

@@ -1,5 +1,14 @@
+import { useId, useState } from 'react'
 import type { Job } from '../api'
-import { formatBytes, formatFullTime, formatRate, formatTime, relativeToRoot, throughput } from '../format'
+import {
+  formatBytes,
+  formatFullTime,
+  formatLifetime,
+  formatRate,
+  formatTime,
+  relativeToRoot,
+  throughput,
+} from '../format'
 
 interface Props {
   job: Job
@@ -9,6 +18,12 @@ interface Props {
   hint?: string
   onCancel: () => void
   onRetry: () => void
+  /** Remove the staged data now; absent where releasing is not offered. */
+  onRelease?: () => void
+  /** Keep the data for a new lifetime (ISO 8601 or seconds) from now. */
+  onExtend?: (lifetime: string) => void
+  /** The lifetimes offered to extend with, in seconds (0: until released). */
+  lifetimes?: readonly number[]
 }
 
 const STATE_WORDS: Record<Job['status'], string> = {
@@ -22,7 +37,7 @@ const STATE_WORDS: Record<Job['status'], string> = {
 }
 
 /** One job: what, where, its state and progress, and what can be done with it. */
-export function JobCard({ job, now, roots = [], hint, onCancel, onRetry }: Props) {
+export function JobCard({ job, now, roots = [], hint, onCancel, onRetry, onRelease, onExtend, lifetimes = [] }: Props) {
   const active = job.status === 'waiting' || job.status === 'queued' || job.status === 'running'
   // the current rate while it runs, the average once it succeeded; none for what did not finish
   const showsRate = job.status === 'running' || job.status === 'succeeded'
@@ -76,6 +91,7 @@ export function JobCard({ job, now, roots = [], hint, onCancel, onRetry }: Props
         </div>
       ) : null}
       {job.note ? <div className="muted">{job.note}</div> : null}
+      <Lifetime job={job} />
       {job.checksum && job.status === 'succeeded' ? (
         <div className="muted small">
           checksum <code>{job.checksum}</code>
@@ -93,8 +109,101 @@ export function JobCard({ job, now, roots = [], hint, onCancel, onRetry }: Props
             Retry
           </button>
         ) : null}
+        {holdsData(job) && onExtend && lifetimes.length ? (
+          <Extend jobId={job.job_id} lifetimes={lifetimes} onExtend={onExtend} />
+        ) : null}
+        {holdsData(job) && onRelease ? <Release jobId={job.job_id} onRelease={onRelease} /> : null}
       </div>
     </li>
+  )
+}
+
+/** Whether the job staged data that is still held (what Release and Extend act on). */
+export function holdsData(job: Job): boolean {
+  return job.status === 'succeeded' && !job.released_at && job.method !== 'direct_download'
+}
+
+/** When the staged data goes, or when and why it went, and what its release kept. */
+function Lifetime({ job }: { job: Job }) {
+  if (job.released_at) {
+    return (
+      <div className="muted small job-lifetime">
+        Data {job.release_reason ?? 'released'}{' '}
+        <time dateTime={job.released_at} title={formatFullTime(job.released_at)}>
+          {formatTime(job.released_at)}
+        </time>
+        {job.release_note ? <span> · kept: {job.release_note}</span> : null}
+      </div>
+    )
+  }
+  if (!holdsData(job)) return null
+  return (
+    <div className="muted small job-lifetime">
+      {job.expires_at ? (
+        <>
+          Kept until{' '}
+          <time dateTime={job.expires_at} title={formatFullTime(job.expires_at)}>
+            {formatTime(job.expires_at)}
+          </time>
+        </>
+      ) : job.lifetime === 0 ? (
+        'Kept until released'
+      ) : null}
+    </div>
+  )
+}
+
+/** Release in two steps: the first click asks, the second removes. */
+function Release({ jobId, onRelease }: { jobId: number; onRelease: () => void }) {
+  const [asking, setAsking] = useState(false)
+  if (!asking) {
+    return (
+      <button type="button" onClick={() => setAsking(true)} aria-label={`Release the data of job ${jobId}`}>
+        Release
+      </button>
+    )
+  }
+  return (
+    <span className="confirm" role="group" aria-label={`Release the data of job ${jobId}?`}>
+      <button type="button" className="danger" onClick={onRelease} aria-label={`Remove the data of job ${jobId} now`}>
+        Remove now
+      </button>
+      <button type="button" className="link" onClick={() => setAsking(false)}>
+        Keep it
+      </button>
+    </span>
+  )
+}
+
+/** A new lifetime from now, picked from the site's choices. */
+function Extend({
+  jobId,
+  lifetimes,
+  onExtend,
+}: {
+  jobId: number
+  lifetimes: readonly number[]
+  onExtend: (lifetime: string) => void
+}) {
+  const [seconds, setSeconds] = useState(lifetimes[0])
+  const id = useId()
+  return (
+    <span className="extend">
+      <span aria-hidden="true">Keep for</span>
+      <label htmlFor={id} className="visually-hidden">
+        Keep the data of job {jobId} for
+      </label>
+      <select id={id} value={seconds} onChange={(event) => setSeconds(Number(event.target.value))}>
+        {lifetimes.map((choice) => (
+          <option key={choice} value={choice}>
+            {formatLifetime(choice)}
+          </option>
+        ))}
+      </select>
+      <button type="button" onClick={() => onExtend(String(seconds))} aria-label={`Extend job ${jobId}`}>
+        Extend
+      </button>
+    </span>
   )
 }
 

@@ -15,6 +15,8 @@ export const config: SiteConfig = {
   error_codes: { source_not_found: 'The source does not exist.' },
   dids: false,
   rucio_rse: null,
+  lifetimes: { default_seconds: 14 * 86400, max_seconds: 90 * 86400, unlimited_for_everyone: false },
+  quota_held_bytes: null,
 }
 
 export const developer: Me = { username: null, authenticated: false, is_admin: false, admin_tools: true, groups: [] }

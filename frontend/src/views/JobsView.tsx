@@ -4,6 +4,7 @@ import { ErrorMessage } from '../components/ErrorMessage'
 import { FilterSelect } from '../components/FilterSelect'
 import { JobCard } from '../components/JobCard'
 import { follow } from '../events'
+import { lifetimeChoices } from '../format'
 
 const PAGE = 100
 
@@ -157,6 +158,12 @@ export function JobsView({ config, me, defaultUser }: Props) {
                 hint={job.error_code ? config.error_codes[job.error_code] : undefined}
                 onCancel={() => void act(api.cancel, job)}
                 onRetry={() => void act(api.retry, job)}
+                onRelease={() => void act(api.release, job)}
+                onExtend={(lifetime) => void act((id) => api.extend(id, lifetime), job)}
+                lifetimes={lifetimeChoices(
+                  config.lifetimes.max_seconds,
+                  config.lifetimes.unlimited_for_everyone || me.is_admin || !me.authenticated,
+                )}
               />
             ))}
           </ol>

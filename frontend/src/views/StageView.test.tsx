@@ -140,4 +140,23 @@ describe('StageView', () => {
     })
     expect(onSubmitted).toHaveBeenCalledWith('r7')
   })
+
+  it('asks for a lifetime from the site\'s choices and sends it with the request', async () => {
+    const calls = stubFetch({
+      'POST /api/v1/jobs': { status: 202, body: { request_id: 'r2', items: [{ index: 0, job: job(), error: null }] } },
+    })
+    renderStage(signedIn)
+    const keep = screen.getByLabelText('Keep for')
+    expect(within(keep).getAllByRole('option').map((option) => option.textContent)).toEqual([
+      '14 days (default)',
+      '1 day',
+      '7 days',
+      '30 days',
+      '90 days',
+    ]) // no "until released": not an admin
+    await userEvent.selectOptions(keep, '30 days')
+    await userEvent.type(screen.getByLabelText('Source on storage'), 'a.fits')
+    await userEvent.click(screen.getByRole('button', { name: 'Stage' }))
+    expect(calls[0].body).toMatchObject({ lifetime: String(30 * 86400) })
+  })
 })

@@ -3,7 +3,7 @@ import { api, ApiError, authHeaders, token, type ItemOutcome, type Me, type Site
 import { DidField } from '../components/DidField'
 import { ErrorMessage } from '../components/ErrorMessage'
 import { SourcePicker } from '../components/SourcePicker'
-import { baseName } from '../format'
+import { baseName, formatLifetime, lifetimeChoices } from '../format'
 
 interface Item {
   key: number
@@ -41,8 +41,12 @@ export function StageView({ config, me, initialSource, username, onUsername, onS
   const [notice, setNotice] = useState<string | null>(null)
   const [sourceKind, setSourceKind] = useState<'path' | 'did'>('path')
   const [replicate, setReplicate] = useState(false)
+  const [lifetime, setLifetime] = useState('') // '': the site's default
   const usernameId = useId()
   const methodId = useId()
+  const lifetimeId = useId()
+  const rules = config.lifetimes
+  const lifetimes = lifetimeChoices(rules.max_seconds, rules.unlimited_for_everyone || me.is_admin || !me.authenticated)
 
   const chosen = methods.find((item) => item.name === method)
   const isDownload = method === 'direct_download'
@@ -110,6 +114,7 @@ export function StageView({ config, me, initialSource, username, onUsername, onS
           : { local_path_on_storage: item.source.trim() }),
         relative_path: item.destination.trim(),
       })),
+      lifetime || null,
     )
     const failures = accepted.items.filter((outcome) => outcome.error !== null)
     if (failures.length === 0) {
@@ -167,6 +172,22 @@ export function StageView({ config, me, initialSource, username, onUsername, onS
             />
             {usernameFixed ? <p className="hint">From your sign-in.</p> : null}
           </div>
+          {!isDownload ? (
+            <div className="field">
+              <label htmlFor={lifetimeId}>Keep for</label>
+              <select id={lifetimeId} value={lifetime} onChange={(event) => setLifetime(event.target.value)}>
+                <option value="">{formatLifetime(rules.default_seconds)} (default)</option>
+                {lifetimes
+                  .filter((seconds) => seconds !== rules.default_seconds)
+                  .map((seconds) => (
+                    <option key={seconds} value={String(seconds)}>
+                      {formatLifetime(seconds)}
+                    </option>
+                  ))}
+              </select>
+              <p className="hint">Then the staged data is removed; you can extend it from Jobs.</p>
+            </div>
+          ) : null}
         </div>
         <fieldset>
           <legend>{isDownload ? 'File to download' : 'Items'}</legend>

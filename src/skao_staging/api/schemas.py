@@ -179,6 +179,14 @@ class JobsAccepted(BaseModel):
         )
 
 
+class LifetimeRules(BaseModel):
+    """How long staged data may be kept at this site."""
+
+    default_seconds: int = Field(description="The lifetime of a request that names none; 0: until released")
+    max_seconds: int = Field(description="The longest lifetime a request may ask for")
+    unlimited_for_everyone: bool = Field(description="Whether every user (not only admins) may ask for 0")
+
+
 class SiteConfig(BaseModel):
     version: str
     methods: list[MethodInfo]
@@ -190,6 +198,8 @@ class SiteConfig(BaseModel):
     error_codes: dict[str, str] = Field(description="What each error code means, in plain words")
     dids: bool = Field(False, description="Whether sources may be Rucio DIDs (a Rucio is configured)")
     rucio_rse: str | None = Field(None, description="The RSE (or expression) whose replicas are staged")
+    lifetimes: LifetimeRules
+    quota_held_bytes: int | None = Field(description="Bytes of staged data one user may hold; null: no quota")
 
 
 class Me(BaseModel):

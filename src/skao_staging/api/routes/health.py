@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from ... import __version__
 from ...errors import CODES, StagingError
 from ..deps import IdentityDep, ServiceDep
-from ..schemas import Me, SiteConfig
+from ..schemas import LifetimeRules, Me, SiteConfig
 
 router = APIRouter()
 
@@ -46,6 +46,12 @@ def site_config(service: ServiceDep) -> SiteConfig:
         error_codes={code: entry.meaning for code, entry in CODES.items()},
         dids=bool(service.settings.rucio_url),
         rucio_rse=service.settings.rucio_rse if service.settings.rucio_url else None,
+        lifetimes=LifetimeRules(
+            default_seconds=int(service.settings.default_lifetime.total_seconds()),
+            max_seconds=int(service.settings.max_lifetime.total_seconds()),
+            unlimited_for_everyone=service.settings.allow_unlimited_lifetime,
+        ),
+        quota_held_bytes=service.settings.quota_held_bytes_per_user or None,
     )
 
 

@@ -1,0 +1,53 @@
+import { useEffect, useState } from 'react'
+import { api, type Usage } from '../api'
+import { formatBytes } from '../format'
+
+const REFRESH_MS = 60_000
+
+interface Props {
+  /** Whose usage: null for the signed-in caller. */
+  username: string | null
+  /** Changes when something may have changed what is held (the view shown), to read it again. */
+  refreshKey: string
+}
+
+/** What the user holds now against the site's quota on held data, in the header. */
+export function UsageBar({ username, refreshKey }: Props) {
+  const [usage, setUsage] = useState<Usage | null>(null)
+
+  useEffect(() => {
+    let stopped = false
+    const read = () =>
+      api
+        .usage(username)
+        .then((found) => {
+          if (!stopped) setUsage(found)
+        })
+        .catch(() => {
+          if (!stopped) setUsage(null) // usage is a convenience: its failure is not the page's
+        })
+    void read()
+    const timer = window.setInterval(read, REFRESH_MS)
+    return () => {
+      stopped = true
+      window.clearInterval(timer)
+    }
+  }, [username, refreshKey])
+
+  if (!usage) return null
+  const held = usage.held.bytes
+  const quota = usage.quota_bytes
+  const expiring = usage.expiring_24h.bytes
+  const title = `${usage.held.files} files in ${usage.held.jobs} jobs${expiring ? `; ${formatBytes(expiring)} expire within 24 hours` : ''}`
+  return (
+    <span className="usage" title={title}>
+      {quota ? (
+        <meter min={0} max={quota} value={held} high={quota * 0.9} aria-label="Staged data held, of your quota" />
+      ) : null}
+      <span>
+        Holding {formatBytes(held)}
+        {quota ? ` of ${formatBytes(quota)}` : ''}
+      </span>
+    </span>
+  )
+}
