@@ -165,6 +165,21 @@ def test_production_example(helm: Helm) -> None:
     assert {"name": "rucio-token", "secret": {"secretName": "skao-staging-rucio-token"}} in worker["volumes"]
     mounts = {mount["mountPath"]: mount for mount in worker["containers"][0]["volumeMounts"]}
     assert mounts["/var/run/secrets/rucio"]["readOnly"] and mounts["/data/rse"]["readOnly"]
+    # lifetimes and notices: the reaper and the notifier run in the workers, secrets from Secrets
+    assert worker_env["STAGING_MAX_LIFETIME"] == "P60D"
+    assert worker_env["STAGING_QUOTA_HELD_BYTES_PER_USER"] == "5497558138880"
+    assert worker_env["STAGING_SMTP_HOST"] == "smtp.example.org" and worker_env["STAGING_SMTP_STARTTLS"] == "true"
+    assert worker_env["STAGING_WEBHOOK_URL"] == "https://ops.example.org/staging-events"
+    secrets = {
+        item["name"]: item["valueFrom"]["secretKeyRef"]
+        for item in worker["containers"][0]["env"]
+        if "valueFrom" in item and item["name"].startswith(("STAGING_SMTP", "STAGING_WEBHOOK"))
+    }
+    assert secrets == {
+        "STAGING_SMTP_USERNAME": {"name": "skao-staging-smtp", "key": "username"},
+        "STAGING_SMTP_PASSWORD": {"name": "skao-staging-smtp", "key": "password"},
+        "STAGING_WEBHOOK_SECRET": {"name": "skao-staging-webhook", "key": "secret"},
+    }
     ingress = find(manifests, "Ingress")
     assert ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"] == "8m"
     assert ingress["spec"]["tls"][0]["secretName"] == "staging-tls"
@@ -224,6 +239,10 @@ def test_bad_values_are_rejected_by_the_schema(helm: Helm) -> None:
                 'rucio.rseMounts={"file://x/": "/data/rse"}',
             ],
             "rucio.enabled needs rucio.existingSecret (userpass) or rucio.tokenSecret",
+        ),
+        (
+            ["--set", "notifications.webhook.url=https://ops.example.org/hook"],
+            "notifications.webhook.url needs notifications.webhook.existingSecret",
         ),
         (["--set", "auth.mode=everyone"], "/auth/mode"),
     ],

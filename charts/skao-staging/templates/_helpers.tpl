@@ -87,6 +87,9 @@ app.kubernetes.io/component: {{ .component }}
 {{- fail "rucio.enabled needs rucio.existingSecret (userpass) or rucio.tokenSecret" }}
 {{- end }}
 {{- end }}
+{{- if and .Values.notifications.webhook.url (not .Values.notifications.webhook.existingSecret) }}
+{{- fail "notifications.webhook.url needs notifications.webhook.existingSecret (key: secret) to sign its bodies" }}
+{{- end }}
 {{- end }}
 
 {{/* The service's settings, shared by the API, the workers and the migration. */}}
@@ -180,6 +183,55 @@ app.kubernetes.io/component: {{ .component }}
       name: {{ .existingSecret }}
       key: password
 {{- end }}
+{{- end }}
+{{- end }}
+{{- with .Values.lifetimes }}
+- name: STAGING_DEFAULT_LIFETIME
+  value: {{ .default | quote }}
+- name: STAGING_MAX_LIFETIME
+  value: {{ .max | quote }}
+- name: STAGING_ALLOW_UNLIMITED_LIFETIME
+  value: {{ .allowUnlimited | quote }}
+- name: STAGING_REAPER_INTERVAL_SECONDS
+  value: {{ .reaperIntervalSeconds | quote }}
+- name: STAGING_QUOTA_HELD_BYTES_PER_USER
+  value: {{ .quotaHeldBytesPerUser | int64 | quote }}
+{{- end }}
+{{- with .Values.notifications }}
+- name: STAGING_NOTIFY_INTERVAL_SECONDS
+  value: {{ .intervalSeconds | quote }}
+{{- if .smtp.host }}
+- name: STAGING_SMTP_HOST
+  value: {{ .smtp.host | quote }}
+- name: STAGING_SMTP_PORT
+  value: {{ .smtp.port | quote }}
+- name: STAGING_SMTP_STARTTLS
+  value: {{ .smtp.starttls | quote }}
+{{- if .smtp.from }}
+- name: STAGING_SMTP_FROM
+  value: {{ .smtp.from | quote }}
+{{- end }}
+{{- if .smtp.existingSecret }}
+- name: STAGING_SMTP_USERNAME
+  valueFrom:
+    secretKeyRef:
+      name: {{ .smtp.existingSecret }}
+      key: username
+- name: STAGING_SMTP_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ .smtp.existingSecret }}
+      key: password
+{{- end }}
+{{- end }}
+{{- if .webhook.url }}
+- name: STAGING_WEBHOOK_URL
+  value: {{ .webhook.url | quote }}
+- name: STAGING_WEBHOOK_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ .webhook.existingSecret }}
+      key: secret
 {{- end }}
 {{- end }}
 - name: STAGING_SHUTDOWN_GRACE_SECONDS
