@@ -16,7 +16,6 @@ import hmac
 import json
 import smtplib
 import ssl
-import threading
 import uuid
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -27,6 +26,8 @@ import httpx
 from .config import Settings
 from .db import JobStore, Notice, NoticeStore, utcnow
 from .logs import get_logger
+from .periodic import Periodic
+from .reaper import step_down
 
 log = get_logger("notifications")
 TASK = "notifier"
@@ -118,32 +119,22 @@ def compose_email(payload: dict[str, Any], sender: str, recipient: str) -> Email
     return message
 
 
-class Notifier:
+class Notifier(Periodic):
     """Finds what to tell users and delivers it, while this process leads."""
 
     def __init__(self, settings: Settings, jobs: JobStore, notices: NoticeStore, process_id: str) -> None:
+        super().__init__("notifier", settings.notify_interval_seconds)
         self.settings, self.jobs, self.notices, self.process_id = settings, jobs, notices, process_id
         self.channels: dict[str, Channel] = {"email": EmailChannel(settings), "webhook": WebhookChannel(settings)}
-        self.interval = settings.notify_interval_seconds
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="staging-notifier", daemon=True)
 
     @property
     def enabled(self) -> bool:
         return any(channel.enabled for channel in self.channels.values())
 
-    def start(self) -> None:
-        self._thread.start()
+    def stopped(self) -> None:
+        step_down(self.jobs, TASK, self.process_id)
 
-    def stop(self) -> None:
-        self._stopping.set()
-        self._thread.join(30)
-        try:
-            self.jobs.step_down(TASK, self.process_id)
-        except Exception:
-            log.warning("the notifier could not give up its lead; another process takes it when it lapses")
-
-    def round(self) -> None:
+    def tick(self) -> None:
         """One look for what to tell, and one delivery of what is due, if this process leads."""
         if not self.jobs.lead(TASK, self.process_id, max(3 * self.interval, 1.0)):
             return
@@ -188,7 +179,7 @@ class Notifier:
 
     def deliver(self, now: datetime) -> None:
         for notice in self.notices.due(now, BATCH):
-            if self._stopping.is_set():
+            if self.stopping.is_set():
                 return
             self._deliver(notice)
 
@@ -219,13 +210,6 @@ class Notifier:
         pause = min(3600.0, self.interval * 2**notice.attempts)
         log.warning("notice %s not delivered (%s); trying again in %.0fs", notice.id, error, pause)
         self.notices.retry_later(notice.id, utcnow() + timedelta(seconds=pause), error)
-
-    def _run(self) -> None:
-        while not self._stopping.wait(self.interval):
-            try:
-                self.round()
-            except Exception:
-                log.error("the notifier failed; trying again in %.0fs", self.interval, exc_info=True)
 
 
 def _payload(event: str, username: str | None, jobs: list[Any], **fields: Any) -> str:

@@ -10,7 +10,6 @@ records the first.
 
 from __future__ import annotations
 
-import threading
 import time
 from datetime import timedelta
 from enum import StrEnum
@@ -21,6 +20,7 @@ from .db import JobStore, StagingJob, utcnow
 from .logs import get_logger
 from .methods import HeldData, MethodRegistry, PublishedEntry, ReleasePostponed
 from .paths import resolve_destination
+from .periodic import Periodic
 
 log = get_logger("reaper")
 TASK = "reaper"
@@ -83,36 +83,37 @@ class Releaser:
         return HeldData(job.id, str(job.username), destination, is_dir, entries, self.settings, requested)
 
 
-class Reaper:
+def step_down(jobs: JobStore, task: str, process_id: str) -> None:
+    """Give up the lead of ``task`` at shutdown, so another process takes it at once."""
+    try:
+        jobs.step_down(task, process_id)
+    except Exception:
+        log.warning("the %s lead could not be given up; another process takes it when it lapses", task)
+
+
+class Reaper(Periodic):
     """A thread that releases expired data every ``STAGING_REAPER_INTERVAL_SECONDS``, when this process leads."""
 
     def __init__(self, releaser: Releaser, process_id: str) -> None:
+        super().__init__("reaper", releaser.settings.reaper_interval_seconds)
         self.releaser, self.process_id = releaser, process_id
         self.jobs = releaser.jobs
-        self.interval = releaser.settings.reaper_interval_seconds
         self.lease = max(3 * self.interval, 1.0)  # a stopped leader's lead lapses after three intervals
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="staging-reaper", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
+    def tick(self) -> None:
+        self.reap()
 
-    def stop(self) -> None:
-        self._stopping.set()
-        self._thread.join(30)
-        try:
-            self.jobs.step_down(TASK, self.process_id)
-        except Exception:
-            log.warning("the reaper could not give up its lead; another process takes it when it lapses")
+    def stopped(self) -> None:
+        step_down(self.jobs, TASK, self.process_id)
 
     def reap(self) -> int:
         """Release expired data while this process leads; how many jobs it released."""
         released = 0
-        while not self._stopping.is_set() and self.jobs.lead(TASK, self.process_id, self.lease):
+        while not self.stopping.is_set() and self.jobs.lead(TASK, self.process_id, self.lease):
             renewed = time.monotonic()
             expired = self.jobs.expired(utcnow(), BATCH)
             for job in expired:
-                if self._stopping.is_set() or time.monotonic() - renewed > self.lease / 2:
+                if self.stopping.is_set() or time.monotonic() - renewed > self.lease / 2:
                     break  # renew the lead before going on
                 released += self._release(job)
             if len(expired) < BATCH:
@@ -125,10 +126,3 @@ class Reaper:
         except Exception:
             log.error("job %s: releasing its expired data failed; tried again next time", job.id, exc_info=True)
             return 0
-
-    def _run(self) -> None:
-        while not self._stopping.wait(self.interval):
-            try:
-                self.reap()
-            except Exception:
-                log.error("the reaper failed; trying again in %.0fs", self.interval, exc_info=True)

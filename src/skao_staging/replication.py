@@ -9,7 +9,6 @@ Rucio not answering delays the waiting jobs; only their deadline fails them.
 
 from __future__ import annotations
 
-import threading
 from collections import defaultdict
 
 from .catalogue import Catalogue, Did
@@ -18,32 +17,22 @@ from .db import JobStore, StagingJob, utcnow
 from .errors import StagingError
 from .hooks import Hook
 from .logs import get_logger
+from .periodic import Periodic
 
 log = get_logger("replication")
 BATCH = 5000  # waiting jobs looked at in one pass, the longest waiting first
 
 
-class ReplicationWatch:
+class ReplicationWatch(Periodic):
     def __init__(self, settings: Settings, jobs: JobStore, catalogue: Catalogue, jobs_queued: Hook[int]) -> None:
+        super().__init__("replication watch", settings.rucio_replication_poll_seconds, join_seconds=5)
         self.settings, self.jobs, self.catalogue, self.jobs_queued = settings, jobs, catalogue, jobs_queued
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="staging-replication-watch", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._thread.join(5)
-
-    def _run(self) -> None:
-        while not self._stopping.wait(self.settings.rucio_replication_poll_seconds):
-            try:
-                self.look()
-            except StagingError as error:  # Rucio did not answer: the jobs keep waiting
-                log.warning("waiting jobs not looked at: %s (%s)", error.detail, error.code)
-            except Exception:
-                log.error("looking at waiting jobs failed", exc_info=True)
+    def tick(self) -> None:
+        try:
+            self.look()
+        except StagingError as error:  # Rucio did not answer: the jobs keep waiting
+            log.warning("waiting jobs not looked at: %s (%s)", error.detail, error.code)
 
     def look(self) -> None:
         """One pass: queue the jobs whose replica arrived, fail those that cannot get one."""

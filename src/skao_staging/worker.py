@@ -17,6 +17,7 @@ from .db import Expired, StagingJob
 from .execution import Executor
 from .hooks import Hook
 from .logs import get_logger
+from .periodic import Periodic
 
 log = get_logger("worker")
 
@@ -100,21 +101,15 @@ class Worker:
             return None
 
 
-class Heartbeat:
+class Heartbeat(Periodic):
     """Renews this process's leases and re-queues the jobs of processes that stopped beating."""
 
     def __init__(self, executor: Executor, settings: Settings, jobs_queued: Hook[int]) -> None:
+        super().__init__("heartbeat", settings.lease_seconds / 3, join_seconds=5)
         self.executor, self.settings, self.jobs_queued = executor, settings, jobs_queued
-        self.interval = settings.lease_seconds / 3
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="staging-heartbeat", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._thread.join(5)
+    def tick(self) -> None:
+        self.beat()
 
     def beat(self) -> Expired:
         executor, settings = self.executor, self.settings
@@ -146,10 +141,3 @@ class Heartbeat:
         if orphans:
             log.warning("released %d claim(s) whose start failed; they wait in the queue again", orphans)
             self.jobs_queued(orphans)
-
-    def _run(self) -> None:
-        while not self._stopping.wait(self.interval):
-            try:
-                self.beat()
-            except Exception:
-                log.error("heartbeat failed", exc_info=True)
