@@ -51,6 +51,20 @@ def latencies(client: httpx.Client, url: str, count: int, stop: threading.Event 
     return found
 
 
+def remove_a_copy(tree: Path, copy: Path) -> tuple[float, float]:
+    """Seconds of ``cp -r`` of the tree, and of ``rm -r`` of that copy, each after a ``sync``."""
+    subprocess.run(["sync"], check=True)
+    started = time.perf_counter()
+    subprocess.run(["cp", "-r", str(tree), str(copy)], check=True)
+    copy_seconds = time.perf_counter() - started
+    subprocess.run(["sync"], check=True)
+    started = time.perf_counter()
+    subprocess.run(["rm", "-r", str(copy)], check=True)
+    rm_seconds = time.perf_counter() - started
+    subprocess.run(["sync"], check=True)
+    return copy_seconds, rm_seconds
+
+
 def expire(client: httpx.Client, job_url: str) -> None:
     """Cut the job's lifetime to a second and wait until the reaper released it."""
     client.patch(job_url, json={"lifetime": 1}).raise_for_status()
@@ -77,13 +91,6 @@ def main() -> None:
     base = Path(tempfile.mkdtemp(prefix="bench-reaper-"))
     try:
         make_tree(base / "storage" / "tree", args.files)
-        started = time.perf_counter()
-        subprocess.run(["cp", "-r", str(base / "storage" / "tree"), str(base / "baseline")], check=True)
-        copy_seconds = time.perf_counter() - started
-        started = time.perf_counter()
-        subprocess.run(["rm", "-r", str(base / "baseline")], check=True)
-        rm_seconds = time.perf_counter() - started
-
         service = Service(base, fsync="false", reaper_interval_seconds="0.2")
         try:
             with httpx.Client(timeout=3600) as client:
@@ -93,6 +100,8 @@ def main() -> None:
                 loaded = service.stage(client, "local_copy", "bench", "tree", "loaded")
                 job_url = f"{service.url}/api/v1/jobs/{loaded['job_id']}"
                 idle = latencies(client, job_url, args.probes)
+                # the baseline in the same state as the reaper: after the staging, written back to disk
+                copy_seconds, rm_seconds = remove_a_copy(base / "storage" / "tree", base / "baseline")
                 expire(client, f"{service.url}/api/v1/jobs/{alone['job_id']}")
                 stop = threading.Event()
                 during: list[float] = []

@@ -11,6 +11,7 @@ import os
 import stat
 from abc import abstractmethod
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from typing import ClassVar
 
@@ -59,6 +60,8 @@ def _published_by_us(st: os.stat_result, identity: str | None) -> bool:
 
 
 _NOT_A_FOLDER = (errno.ELOOP, errno.ENOTDIR)
+PARALLEL_RELEASE_FILES = 2000  # a release of more files than this unlinks on RELEASE_THREADS threads
+RELEASE_THREADS = 4
 _KEPT = {
     "changed": "'{}' was modified after it was staged; kept",
     "replaced": "'{}' is no longer the staged file (replaced or moved); kept",
@@ -214,6 +217,27 @@ def _release_file(dir_fd: int, name: str, entry: PublishedEntry, prefix: str, re
         released.kept.append(_KEPT[state].format(prefix + (entry.path or name)))
 
 
+def _release_files(placed: list[tuple[int, str, PublishedEntry]], prefix: str, released: Released) -> None:
+    """Check and unlink files, on a few threads for a large tree (the system calls run in parallel)."""
+    if len(placed) < PARALLEL_RELEASE_FILES:
+        for dir_fd, name, entry in placed:
+            _release_file(dir_fd, name, entry, prefix, released)
+        return
+
+    def release_share(share: list[tuple[int, str, PublishedEntry]]) -> Released:
+        found = Released()
+        for dir_fd, name, entry in share:
+            _release_file(dir_fd, name, entry, prefix, found)
+        return found
+
+    shares = [placed[start::RELEASE_THREADS] for start in range(RELEASE_THREADS)]
+    with ThreadPoolExecutor(RELEASE_THREADS, thread_name_prefix="staging-release") as pool:
+        for found in pool.map(release_share, shares):
+            released.removed += found.removed
+            released.gone += found.gone
+            released.kept.extend(found.kept)
+
+
 def _release_tree(parent_fd: int, name: str, entries: list[PublishedEntry], released: Released) -> None:
     """Unlink a folder job's unchanged files, then remove its folders that are empty, deepest first."""
     try:
@@ -230,21 +254,20 @@ def _release_tree(parent_fd: int, name: str, entries: list[PublishedEntry], rele
     with ExitStack() as stack:
         stack.callback(os.close, top_fd)
         dirs = DirCache(stack, top_fd)
+        placed: list[tuple[int, str, PublishedEntry]] = []  # each file's folder descriptor and name
         for entry in entries:
             if entry.identity is None:
                 continue
             parts = tuple(entry.path.split("/"))
             try:
-                dir_fd = dirs.fd(parts[:-1])
+                placed.append((dirs.fd(parts[:-1]), parts[-1], entry))
             except FileNotFoundError:
                 released.gone += 1
-                continue
             except OSError as exc:
                 if exc.errno not in _NOT_A_FOLDER:
                     raise
                 released.kept.append(_KEPT["replaced"].format(f"{name}/{entry.path}"))
-                continue
-            _release_file(dir_fd, parts[-1], entry, prefix, released)
+        _release_files(placed, prefix, released)
         folders = sorted((tuple(entry.path.split("/")) for entry in entries if entry.identity is None), key=len)
         for parts in reversed(folders):
             try:
