@@ -454,3 +454,31 @@ def test_staging_the_same_data_again_keeps_it_as_long_as_asked(service: LiveServ
     shorter = stage(service, "local_copy", user, f"{name}.dat", "same.dat", lifetime="PT1M")
     assert shorter["status"] == "skipped"
     assert parse_time(job_of(service, first["job_id"])["expires_at"]) == extended  # never shortened
+
+
+def test_a_batch_of_releases_that_all_fail_ends_the_round(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reaper logs what it could not release and tries again next round, instead of spinning."""
+    import skao_staging.reaper as reaper_module
+
+    settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'staging.db'}")
+    db = Database(settings.database_url)
+    upgrade(db)
+    runtime = Runtime(settings, db, role="worker", threads=1)
+    past = utcnow() - timedelta(hours=1)
+    for index in range(3):
+        runtime.service.jobs.create(
+            request_id="r", username="hal", method="local_copy", relative_path=f"{index}.dat",
+            status="succeeded", output_identity="1:2:3", expires_at=past,
+        )  # fmt: skip
+    monkeypatch.setattr(reaper_module, "BATCH", 2)
+    calls: list[int] = []
+
+    def failing(job: Any, reason: ReleaseReason) -> bool:
+        calls.append(job.id)
+        raise OSError("the storage does not answer")
+
+    assert runtime.reaper is not None
+    monkeypatch.setattr(runtime.reaper.releaser, "release", failing)
+    assert runtime.reaper.reap() == 0
+    assert calls == [1, 2]  # one batch, then the round ended
+    db.dispose()

@@ -110,13 +110,13 @@ class Reaper(Periodic):
         """Release expired data while this process leads; how many jobs it released."""
         released = 0
         while not self.stopping.is_set() and self.jobs.lead(TASK, self.process_id, self.lease):
-            renewed = time.monotonic()
+            renewed, before = time.monotonic(), released
             expired = self.jobs.expired(utcnow(), BATCH)
             for job in expired:
                 if self.stopping.is_set() or time.monotonic() - renewed > self.lease / 2:
                     break  # renew the lead before going on
                 released += self._release(job)
-            if len(expired) < BATCH:
+            if len(expired) < BATCH or released == before:  # all done, or a batch that only failed
                 break
         return released
 
