@@ -63,11 +63,12 @@ class NoticeStore:
     # -- finding what to tell -------------------------------------------------------------------
 
     def ended_requests(self, since: datetime, limit: int) -> list[str]:
-        """Requests made since ``since``, not notified yet, none of whose jobs is still active."""
+        """Requests made since ``since``, not notified yet, whose jobs are recorded and none still active."""
         active = exists().where(jobs.request_id == requests.id, jobs.status.in_(ACTIVE))
+        recorded = exists().where(jobs.request_id == requests.id)  # its jobs are inserted after the request
         query = (
             select(requests.id)
-            .where(requests.ended_notified_at.is_(None), requests.created_at >= since, ~active)
+            .where(requests.ended_notified_at.is_(None), requests.created_at >= since, recorded, ~active)
             .order_by(requests.created_at)
             .limit(limit)
         )
