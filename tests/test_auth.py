@@ -286,3 +286,17 @@ def test_admin_tools_are_for_admins(issuer: Issuer, tmp_path: Path) -> None:
         assert httpx.get(f"{service.url}/api/v1/logs", headers=admin).status_code == 200
         made = httpx.post(f"{service.url}/api/v1/files", headers=admin, json={"path": "a.txt", "text": "a"})
         assert made.status_code == 201
+
+
+def test_the_tokens_email_claim_is_where_notices_go(oidc: LiveService, issuer: Issuer) -> None:
+    from skao_staging.db import Database
+
+    assert stage(oidc, issuer.token("erin", email="erin@example.org"), relative="e.bin").status_code == 200
+    assert stage(oidc, issuer.token("fay", email="not an address"), relative="f.bin").status_code == 200
+    db = Database(oidc.database_url)
+    try:
+        with db.engine.connect() as connection:
+            rows = connection.exec_driver_sql("SELECT username, email FROM staging_contacts").all()
+    finally:
+        db.dispose()
+    assert [tuple(row) for row in rows] == [("erin", "erin@example.org")]  # a malformed claim is ignored
