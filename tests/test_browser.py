@@ -538,6 +538,10 @@ def test_kept_for_a_chosen_lifetime_extended_and_released(site: tuple[Cluster, s
     assert httpx.get(f"{api}/api/v1/jobs/{job_id}").json()["lifetime"] == 7 * 86400
     expect(page.get_by_text(re.compile(r"^Holding 2\.9 KiB$"))).to_be_visible(timeout=10_000)
     shoot(page, "jobs-lifetime")
+    page.goto(f"{api}/#/usage")  # development mode: everyone sees the admins' table
+    expect(page.get_by_role("row", name=re.compile(r"^lena 2\.9 KiB 1 1 0 B"))).to_be_visible()
+    page.goto(f"{api}/#/jobs")
+    card = job_card(page, job_id)
 
     card.get_by_label(f"Keep the data of job {job_id} for").select_option("30 days")
     card.get_by_role("button", name=f"Extend job {job_id}").click()
@@ -548,7 +552,4 @@ def test_kept_for_a_chosen_lifetime_extended_and_released(site: tuple[Cluster, s
     assert not (cluster.users / "lena" / "keep.dat").exists()
     expect(card.get_by_role("button", name=re.compile("Release|Extend"))).to_have_count(0)
 
-    page.goto(f"{api}/#/usage")  # development mode: everyone sees the admins' table
-    table = page.get_by_role("table")
-    expect(table).to_be_visible()
     expect(page.get_by_text(re.compile(r"^Holding 0 B$"))).to_be_visible(timeout=10_000)

@@ -361,6 +361,25 @@ def test_a_container_downloads_as_one_zip(service: LiveService, catalogue: Catal
     }
 
 
+def test_a_dataset_is_hard_linked_whole(service: LiveService, catalogue: Catalogue) -> None:
+    """symlink_copy of a dataset: one job per file, each a second name of its replica on the RSE mount."""
+    items = [{"method": "symlink_copy", "did": "sky:survey", "relative_path": "linked"}]
+    accepted = httpx.post(f"{service.url}/api/v1/jobs", json={"username": "lin", "items": items}, timeout=60)
+    assert accepted.status_code == 202, accepted.text
+    wait_request(service, accepted.json()["request_id"])  # succeeded
+    assert service.get(f"/api/v1/requests/{accepted.json()['request_id']}").json()["counts"] == {"succeeded": 2}
+    replicas = {
+        (path.stat().st_dev, path.stat().st_ino): path for path in catalogue.site.mount.rglob("*") if path.is_file()
+    }
+    area = service.user_area("lin") / "linked"
+    for name in ("a.fits", "b.fits"):
+        staged = (area / name).stat()
+        replica = replicas[(staged.st_dev, staged.st_ino)]  # the very file, not a copy
+        assert replica.read_bytes() == catalogue.files[name] and staged.st_nlink >= 2
+    jobs = httpx.get(f"{service.url}/api/v1/jobs", params={"request": accepted.json()["request_id"]}).json()["jobs"]
+    assert {job["method"] for job in jobs} == {"symlink_copy"} and all(job["read_only"] for job in jobs)
+
+
 def test_nested_containers_land_by_dataset(service: LiveService, catalogue: Catalogue) -> None:
     items = [{"method": "symlink_copy", "did": "sky:programme", "relative_path": "p"}]
     accepted = httpx.post(f"{service.url}/api/v1/jobs", json={"username": "ola", "items": items}, timeout=60)

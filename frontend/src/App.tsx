@@ -29,6 +29,8 @@ export default function App() {
   const [error, setError] = useState<ApiError | null>(null)
   const [pickedSource, setPickedSource] = useState<string | null>(null)
   const [stagingUser, setStagingUser] = useState(() => localStorage.getItem(USER_KEY) ?? '')
+  const [holdingsChanges, setHoldingsChanges] = useState(0) // read the usage again when it grows
+  const holdingsChanged = useCallback(() => setHoldingsChanges((count) => count + 1), [])
 
   const load = useCallback(async () => {
     setError(null)
@@ -89,7 +91,10 @@ export default function App() {
         </nav>
         <div className="who">
           {session && (session.me.authenticated || stagingUser) ? (
-            <UsageBar username={session.me.authenticated ? null : stagingUser} refreshKey={current} />
+            <UsageBar
+              username={session.me.authenticated ? null : stagingUser}
+              refreshKey={`${current}:${holdingsChanges}`}
+            />
           ) : null}
           {session?.me.username ? (
             <span title={session.me.groups.join(', ')}>
@@ -137,7 +142,12 @@ export default function App() {
             }}
           />
         ) : current === 'jobs' ? (
-          <JobsView config={session.config} me={session.me} defaultUser={stagingUser} />
+          <JobsView
+            config={session.config}
+            me={session.me}
+            defaultUser={stagingUser}
+            onHoldingsChanged={holdingsChanged}
+          />
         ) : current === 'logs' ? (
           <LogsView />
         ) : current === 'usage' ? (

@@ -43,4 +43,19 @@ describe('UsageBar', () => {
     await new Promise((resolve) => setTimeout(resolve, 50))
     expect(container).toBeEmptyDOMElement()
   })
+
+  it('reads the usage again once jobs stop ending, not once per job', async () => {
+    let bytes = 0
+    const calls = stubFetch({
+      'GET /api/v1/usage': () => ({
+        body: { username: 'ann', held: held(bytes, 1, 1), by_method: {}, expiring_24h: held(0, 0, 0), quota_bytes: null },
+      }),
+    })
+    const { rerender } = render(<UsageBar username="ann" refreshKey="jobs:0" />)
+    expect(await screen.findByText('Holding 0 B')).toBeInTheDocument()
+    bytes = 2048
+    for (let ended = 1; ended <= 5; ended += 1) rerender(<UsageBar username="ann" refreshKey={`jobs:${ended}`} />)
+    expect(await screen.findByText('Holding 2.0 KiB', {}, { timeout: 2000 })).toBeInTheDocument()
+    expect(calls.filter((call) => call.url.includes('/api/v1/usage'))).toHaveLength(2)
+  })
 })

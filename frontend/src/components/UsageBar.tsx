@@ -1,8 +1,9 @@
-import { useEffect, useState } from 'react'
+import { useCallback, useEffect, useRef, useState } from 'react'
 import { api, type Usage } from '../api'
 import { formatBytes } from '../format'
 
 const REFRESH_MS = 60_000
+const SETTLE_MS = 500
 
 interface Props {
   /** Whose usage: null for the signed-in caller. */
@@ -14,25 +15,40 @@ interface Props {
 /** What the user holds now against the site's quota on held data, in the header. */
 export function UsageBar({ username, refreshKey }: Props) {
   const [usage, setUsage] = useState<Usage | null>(null)
+  const generation = useRef(0) // answers to earlier reads (another user's) are dropped
+
+  const read = useCallback(() => {
+    const asked = generation.current
+    api
+      .usage(username)
+      .then((found) => {
+        if (generation.current === asked) setUsage(found)
+      })
+      .catch(() => {
+        if (generation.current === asked) setUsage(null) // usage is a convenience: its failure is not the page's
+      })
+  }, [username])
 
   useEffect(() => {
-    let stopped = false
-    const read = () =>
-      api
-        .usage(username)
-        .then((found) => {
-          if (!stopped) setUsage(found)
-        })
-        .catch(() => {
-          if (!stopped) setUsage(null) // usage is a convenience: its failure is not the page's
-        })
-    void read()
+    generation.current += 1
+    read()
     const timer = window.setInterval(read, REFRESH_MS)
     return () => {
-      stopped = true
+      generation.current += 1
       window.clearInterval(timer)
     }
-  }, [username, refreshKey])
+  }, [read])
+
+  const first = useRef(true)
+  useEffect(() => {
+    if (first.current) {
+      first.current = false
+      return
+    }
+    // many jobs ending at once (a dataset) ask once, after they pause
+    const timer = window.setTimeout(read, SETTLE_MS)
+    return () => window.clearTimeout(timer)
+  }, [refreshKey, read])
 
   if (!usage) return null
   const held = usage.held.bytes

@@ -13,10 +13,14 @@ interface Props {
   me: Me
   /** The user whose jobs are shown first (the one last staged for). */
   defaultUser: string
+  /** Called when what the user holds may have changed (a job ended, data was released or extended). */
+  onHoldingsChanged?: () => void
 }
 
+const ENDED: readonly string[] = ['succeeded', 'skipped', 'failed', 'cancelled']
+
 /** The user's jobs, newest first, kept current by the service's event stream. */
-export function JobsView({ config, me, defaultUser }: Props) {
+export function JobsView({ config, me, defaultUser, onHoldingsChanged }: Props) {
   const [status, setStatus] = useState('')
   const [method, setMethod] = useState('')
   const [username, setUsername] = useState(me.authenticated && !me.is_admin ? (me.username ?? '') : defaultUser)
@@ -60,6 +64,7 @@ export function JobsView({ config, me, defaultUser }: Props) {
         if (event !== 'job') return
         const job = JSON.parse(data) as Job
         setNow(Date.now()) // progress is measured up to the moment it arrived
+        if (ENDED.includes(job.status)) onHoldingsChanged?.()
         setJobs((current) => (current === null ? current : merge(current, job, matches(job))))
       },
     })
@@ -77,7 +82,7 @@ export function JobsView({ config, me, defaultUser }: Props) {
         })
     void load()
     return () => controller.abort()
-  }, [status, method, userFilter, matches, withNewer])
+  }, [status, method, userFilter, matches, withNewer, onHoldingsChanged])
 
   const running = jobs?.some((job) => job.status === 'running') ?? false
   useEffect(() => {
@@ -105,6 +110,7 @@ export function JobsView({ config, me, defaultUser }: Props) {
     try {
       const changed = await action(job.job_id)
       setJobs((current) => (current === null ? current : merge(current, changed, true)))
+      onHoldingsChanged?.()
     } catch (caught) {
       setActionError(caught instanceof ApiError ? caught : null)
     }
