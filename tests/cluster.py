@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pymysql
 
 BIN = Path(sys.executable).with_name("skao-staging")
@@ -177,6 +178,17 @@ def drop_database(name: str, host: str = "127.0.0.1", port: int = 3306) -> None:
     with connection.cursor() as cursor:
         cursor.execute(f"DROP DATABASE IF EXISTS {name}")
     connection.close()
+
+
+def create_postgresql_database(name: str) -> None:
+    """A new database on the local PostgreSQL (trust authentication, user postgres)."""
+    with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+
+
+def drop_postgresql_database(name: str) -> None:
+    with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def query(database_url_name: str, sql: str, port: int = 3306) -> list[tuple[Any, ...]]:

@@ -12,11 +12,20 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pymysql
 import pytest
 import uvicorn
 
-from cluster import Cluster, ThrowawayMariaDB, drop_database, free_port, fresh_database
+from cluster import (
+    Cluster,
+    ThrowawayMariaDB,
+    create_postgresql_database,
+    drop_database,
+    drop_postgresql_database,
+    free_port,
+    fresh_database,
+)
 from skao_staging.api.app import create_app
 from skao_staging.config import Settings
 from skao_staging.db import Database, upgrade
@@ -143,14 +152,28 @@ def live_service(base: Path, **overrides: Any) -> tuple[ThreadedServer, LiveServ
     return ThreadedServer(create_app(settings), port), service
 
 
-@pytest.fixture(scope="session", params=["sqlite", "mariadb"])
+@pytest.fixture(scope="session")
+def postgresql_url() -> Iterator[str]:
+    """A fresh database on the local PostgreSQL for this run, dropped afterwards."""
+    name = f"skao_test_{uuid.uuid4().hex[:10]}"
+    try:
+        create_postgresql_database(name)
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"PostgreSQL is not reachable on 127.0.0.1:5432 ({exc}); .ci/run starts it")
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        drop_postgresql_database(name)
+
+
+@pytest.fixture(scope="session", params=["sqlite", "mariadb", "postgresql"])
 def service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
     """One running service per database backend, shared by the tests (each uses its own user)."""
     base = tmp_path_factory.mktemp(f"service-{request.param}")
     if request.param == "sqlite":
         url = f"sqlite:///{base / 'staging.db'}"
     else:
-        url = request.getfixturevalue("mariadb_url")
+        url = request.getfixturevalue(f"{request.param}_url")
         db = Database(url)
         upgrade(db)
         db.dispose()

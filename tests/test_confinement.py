@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import httpx
 import pytest
 
 from conftest import LiveService
@@ -42,6 +43,19 @@ def test_hostile_usernames(service: LiveService, name: str, username: str) -> No
         "users",
         "outside",
     }
+
+
+@pytest.mark.parametrize("username", ["a\x00", "a" * 300])
+def test_hostile_usernames_of_a_bulk_request_are_refused_and_recorded(
+    service: LiveService, name: str, username: str
+) -> None:
+    service.write_source(f"{name}/f", b"x")
+    item = {"method": "local_copy", "local_path_on_storage": f"{name}/f", "relative_path": "f", "did": None}
+    response = httpx.post(f"{service.url}/api/v1/jobs", json={"username": username, "items": [item]}, timeout=30)
+    assert response.status_code == 400, response.text  # every item would be refused: the request is
+    body = response.json()
+    assert body["code"] == "invalid_username"
+    assert service.job_row(body["job_id"])["error_code"] == "invalid_username"  # recorded
 
 
 def test_symlink_out_of_storage_is_refused(service: LiveService, user: str, name: str) -> None:

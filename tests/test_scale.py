@@ -1,4 +1,4 @@
-"""Jobs at scale with real processes on real MariaDB: exactly-once execution, crash recovery,
+"""Jobs at scale with real processes on real MariaDB (and PostgreSQL): exactly-once execution, crash recovery,
 database restarts, cancellation, retries, idempotency, live events across replicas, fairness."""
 
 from __future__ import annotations
@@ -8,12 +8,24 @@ import os
 import signal
 import threading
 import time
+import uuid
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
+import psycopg
 
-from cluster import FINAL, Cluster, ThrowawayMariaDB, fresh_database, query
+from cluster import (
+    FINAL,
+    Cluster,
+    ThrowawayMariaDB,
+    create_postgresql_database,
+    drop_postgresql_database,
+    fresh_database,
+    query,
+)
 from conftest import leftovers
 
 MIB = 1024 * 1024
@@ -24,7 +36,28 @@ def copy_item(source: str, relative: str, method: str = "local_copy") -> dict[st
 
 
 def test_300_jobs_through_two_apis_and_three_workers_run_exactly_once(cluster_factory, database) -> None:  # type: ignore[no-untyped-def]
-    cluster: Cluster = cluster_factory()
+    run_300_jobs(cluster_factory(), lambda sql: query(database[0], sql))
+
+
+def test_300_jobs_on_postgresql_run_exactly_once(tmp_path: Path) -> None:
+    """The same on PostgreSQL: claims with SKIP LOCKED across worker processes, each job once."""
+    name = f"skao_test_{uuid.uuid4().hex[:10]}"
+    create_postgresql_database(name)
+    cluster = Cluster(tmp_path, f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}")
+    try:
+        cluster.migrate()
+
+        def pg_query(sql: str) -> list[tuple[Any, ...]]:
+            with psycopg.connect(f"host=127.0.0.1 port=5432 user=postgres dbname={name}") as connection:
+                return [tuple(row) for row in connection.execute(sql).fetchall()]
+
+        run_300_jobs(cluster, pg_query)
+    finally:
+        cluster.stop()
+        drop_postgresql_database(name)
+
+
+def run_300_jobs(cluster: Cluster, sql: Callable[[str], list[tuple[Any, ...]]]) -> None:
     apis = [cluster.start_api(), cluster.start_api()]
     for _ in range(3):
         cluster.start_worker(concurrency=4)
@@ -42,14 +75,11 @@ def test_300_jobs_through_two_apis_and_three_workers_run_exactly_once(cluster_fa
     staged = {path.name: path.read_bytes() for path in cluster.users.glob("user*/out/*")}
     assert staged == contents
     assert leftovers(cluster.users) == []
-    name = database[0]
-    assert query(name, "SELECT status, COUNT(*), MAX(attempts) FROM staging_jobs GROUP BY status") == [
-        ("succeeded", 300, 1)
-    ]
-    assert query(name, "SELECT outcome, COUNT(*), COUNT(DISTINCT job_id) FROM staging_attempts GROUP BY outcome") == [
+    assert sql("SELECT status, COUNT(*), MAX(attempts) FROM staging_jobs GROUP BY status") == [("succeeded", 300, 1)]
+    assert sql("SELECT outcome, COUNT(*), COUNT(DISTINCT job_id) FROM staging_attempts GROUP BY outcome") == [
         ("succeeded", 300, 300)
     ]
-    workers = query(name, "SELECT COUNT(DISTINCT worker_id) FROM staging_jobs")[0][0]
+    workers = sql("SELECT COUNT(DISTINCT worker_id) FROM staging_jobs")[0][0]
     assert workers >= 2, "the jobs were shared between worker processes"
     metrics = httpx.get(f"{apis[1]}/metrics").text
     assert 'skao_staging_jobs{method="local_copy",state="succeeded"} 300.0' in metrics

@@ -13,9 +13,9 @@ from skao_staging.db.migrate import upgrade
 from skao_staging.db.models import Base
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "mariadb"])
+@pytest.mark.parametrize("backend", ["sqlite", "mariadb", "postgresql"])
 def test_the_migrations_match_the_models(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'schema.db'}" if backend == "sqlite" else request.getfixturevalue("mariadb_url")
+    url = f"sqlite:///{tmp_path / 'schema.db'}" if backend == "sqlite" else request.getfixturevalue(f"{backend}_url")
     db = Database(url)
     try:
         upgrade(db)

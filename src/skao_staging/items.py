@@ -31,16 +31,21 @@ class StageItem:
         return replace(self, username=username)
 
     def record(self) -> dict[str, Any]:
-        """The item as job columns; raw user input made storable (valid UTF-8, cut to the column's size)."""
+        """The item as job columns; raw user input made storable (valid UTF-8 without NUL, cut to the column's size)."""
         columns = StagingJob.__table__.columns
         return clip_for_record({item.name: getattr(self, item.name) for item in fields(self) if item.name in columns})
+
+
+def storable(text: str) -> str:
+    """Raw user text as every database stores it: valid UTF-8 and no NUL (PostgreSQL's text holds none)."""
+    return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")
 
 
 def clip_for_record(values: dict[str, Any]) -> dict[str, Any]:
     clipped: dict[str, Any] = {}
     for key, value in values.items():
         if isinstance(value, str):
-            value = value.encode("utf-8", "replace").decode("utf-8")
+            value = storable(value)
             limit = getattr(StagingJob.__table__.c[key].type, "length", None) or MAX_RECORDED_TEXT
             value = value if len(value) <= limit else value[: limit - 1] + "…"
         clipped[key] = value

@@ -23,7 +23,7 @@ from .errors import StagingError, from_os_error
 from .execution import Executor
 from .fsops import write_new_file
 from .hooks import Hook
-from .items import StageItem
+from .items import StageItem, storable
 from .lifetimes import expiry, lifetime_seconds
 from .logs import get_logger
 from .methods import MethodRegistry
@@ -242,6 +242,8 @@ class StagingService:
         """
         self._remember_email(caller)
         try:
+            if username is not None:  # every item would be refused for it: the request is
+                validate_username(username)
             checked = self._expand(items, caller.read_groups)
             limit = self.settings.max_items_per_request
             if len(checked) > limit:
@@ -250,7 +252,7 @@ class StagingService:
             self.record_refusal(StageItem(None, username, None, None), error)
             raise
         request_id = str(uuid.uuid4())
-        dids = [item.did for item in items if item.did is not None]
+        dids = [storable(item.did) for item in items if item.did is not None]
         earlier = self.jobs.open_request(request_id, username, idempotency_key, dids)
         if earlier is not None:
             return earlier, [(job, _refusal_of(job)) for job in self.jobs.jobs_of_request(earlier)]

@@ -1,4 +1,4 @@
-"""Engine and sessions for SQLite (embedded default) and MySQL/MariaDB (the seed's database)."""
+"""Engine and sessions for SQLite (embedded default), MySQL/MariaDB (the seed's database) and PostgreSQL."""
 
 from __future__ import annotations
 
