@@ -24,3 +24,20 @@ def test_the_migrations_match_the_models(backend: str, request: pytest.FixtureRe
     finally:
         db.dispose()
     assert differences == []
+
+
+def test_requests_made_before_notices_are_not_told_of_at_once(tmp_path: Path) -> None:
+    """Switching notices on after an upgrade does not mail every request of the last week."""
+    from sqlalchemy import text
+
+    db = Database(f"sqlite:///{tmp_path / 'upgrade.db'}")
+    try:
+        upgrade(db, "0010")
+        with db.engine.begin() as connection:
+            connection.execute(text("INSERT INTO staging_requests (id, created_at) VALUES ('old', CURRENT_TIMESTAMP)"))
+        upgrade(db)
+        with db.engine.connect() as connection:
+            marked = connection.execute(text("SELECT ended_notified_at FROM staging_requests")).scalar_one()
+    finally:
+        db.dispose()
+    assert marked is not None

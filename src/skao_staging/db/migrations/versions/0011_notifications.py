@@ -25,6 +25,8 @@ def upgrade() -> None:
         batch.add_column(sa.Column("expiry_notified_at", TIMESTAMP))
     with op.batch_alter_table("staging_requests") as batch:
         batch.add_column(sa.Column("ended_notified_at", TIMESTAMP))
+    # requests made before notices existed are not told of all at once when they are switched on
+    op.execute(sa.text("UPDATE staging_requests SET ended_notified_at = CURRENT_TIMESTAMP"))
     op.create_table(
         "staging_contacts",
         sa.Column("username", sa.String(255), primary_key=True),
