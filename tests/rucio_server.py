@@ -177,12 +177,7 @@ class Site:
 
     def add_file(self, scope: str, name: str, data: bytes) -> Path:
         """Write a file where the RSE keeps it (through the mount) and register its replica there."""
-        did = f"{scope}:{name}"
-        pfn = self.client.lfns2pfns(self.rse, [did], operation="write", scheme="file")[did]
-        path = self.mount / pfn.removeprefix(self.pfn_prefix)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        path.chmod(0o444)
+        path = self._write(scope, name, data)
         adler = f"{zlib.adler32(data) & 0xFFFFFFFF:08x}"
         self.client.add_replicas(self.rse, [{"scope": scope, "name": name, "bytes": len(data), "adler32": adler}])
         return path
@@ -190,11 +185,16 @@ class Site:
     def arrive(self, scope: str, name: str, data: bytes) -> Path:
         """Play the transfer service for a rule to this RSE: write the file where the RSE keeps it and
         mark its replica available, as FTS and Rucio's conveyor would."""
+        path = self._write(scope, name, data)
+        self.client.update_replicas_states(self.rse, [{"scope": scope, "name": name, "state": "A"}])
+        return path
+
+    def _write(self, scope: str, name: str, data: bytes) -> Path:
+        """The file of a DID, read-only, at the path the RSE's deterministic layout gives it, through the mount."""
         did = f"{scope}:{name}"
         pfn = self.client.lfns2pfns(self.rse, [did], operation="write", scheme="file")[did]
         path = self.mount / pfn.removeprefix(self.pfn_prefix)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
         path.chmod(0o444)
-        self.client.update_replicas_states(self.rse, [{"scope": scope, "name": name, "state": "A"}])
         return path

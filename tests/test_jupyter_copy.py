@@ -9,6 +9,7 @@ import uuid
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -222,18 +223,19 @@ def test_staged_data_expires_through_the_contents_api(hub: Hub, juser: str, tmp_
     live.write_source(f"{juser}/tree/c.bin", b"c" * 30)
     home = hub.home(juser)
     with server:
-        one = httpx.post(
-            f"{live.url}/stage_data",
-            params={"method": "jupyter_copy", "username": juser, "lifetime": "PT1S"},
-            json={"local_path_on_storage": f"{juser}/one.bin", "relative_path": "exp/one.bin"},
-            timeout=120,
-        ).json()
-        tree = httpx.post(
-            f"{live.url}/stage_data",
-            params={"method": "jupyter_copy", "username": juser, "lifetime": "PT3S"},
-            json={"local_path_on_storage": f"{juser}/tree", "relative_path": "exp/tree"},
-            timeout=120,
-        ).json()
+
+        def stage(source: str, relative: str, lifetime: str) -> dict[str, Any]:
+            response = httpx.post(
+                f"{live.url}/stage_data",
+                params={"method": "jupyter_copy", "username": juser, "lifetime": lifetime},
+                json={"local_path_on_storage": f"{juser}/{source}", "relative_path": relative},
+                timeout=120,
+            )
+            job: dict[str, Any] = response.json()
+            return job
+
+        one = stage("one.bin", "exp/one.bin", "PT1S")
+        tree = stage("tree", "exp/tree", "PT3S")
         assert one["status"] == tree["status"] == "succeeded" and tree["expires_at"]
         edited = home / "exp" / "tree" / "c.bin"
         edited.chmod(0o644)
