@@ -1,5 +1,7 @@
 // Numbers and times for people.
 
+import type { Me, SiteConfig } from './api'
+
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB']
 
 export function formatBytes(bytes: number | null | undefined): string {
@@ -101,8 +103,10 @@ export function formatLifetime(seconds: number): string {
   return `${seconds} seconds`
 }
 
-/** The lifetimes a person picks from: a day, a week, a month, the site's longest, and "until released". */
-export function lifetimeChoices(maxSeconds: number, unlimited: boolean): number[] {
-  const choices = [86400, 7 * 86400, 30 * 86400].filter((seconds) => seconds < maxSeconds)
-  return [...choices, maxSeconds, ...(unlimited ? [0] : [])]
+/** The lifetimes a person picks from: a day, a week, a month, the site's longest, and "until released"
+ * where they may ask for it (admins, development mode, or a site that allows it to everyone). */
+export function lifetimeChoices(rules: SiteConfig['lifetimes'], me: Me): number[] {
+  const unlimited = rules.unlimited_for_everyone || me.is_admin || !me.authenticated
+  const choices = [86400, 7 * 86400, 30 * 86400].filter((seconds) => seconds < rules.max_seconds)
+  return [...choices, rules.max_seconds, ...(unlimited ? [0] : [])]
 }

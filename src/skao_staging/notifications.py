@@ -24,7 +24,7 @@ from typing import Any, Protocol
 import httpx
 
 from .config import Settings
-from .db import JobStore, Notice, NoticeStore, utcnow
+from .db import JobStore, Notice, NoticeStore, iso_utc, utcnow
 from .logs import get_logger
 from .periodic import Periodic
 from .reaper import step_down
@@ -242,11 +242,6 @@ def _job_fields(job: Any) -> dict[str, Any]:
         "expires_at": iso_utc(job.expires_at),
         "error_code": job.error_code,
     }
-
-
-def iso_utc(value: datetime | None) -> str | None:
-    """A naive UTC time from the database as ISO 8601 with a Z, as the API writes times."""
-    return None if value is None else value.isoformat(timespec="milliseconds") + "Z"
 
 
 def _describe(exc: Exception) -> str:

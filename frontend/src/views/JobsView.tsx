@@ -32,6 +32,7 @@ export function JobsView({ config, me, defaultUser, onHoldingsChanged }: Props) 
   const [now, setNow] = useState(() => Date.now())
   const usernameId = useId()
   const userFilter = username.trim()
+  const lifetimes = lifetimeChoices(config.lifetimes, me)
 
   const matches = useCallback(
     (job: Job) =>
@@ -166,10 +167,7 @@ export function JobsView({ config, me, defaultUser, onHoldingsChanged }: Props) 
                 onRetry={() => void act(api.retry, job)}
                 onRelease={() => void act(api.release, job)}
                 onExtend={(lifetime) => void act((id) => api.extend(id, lifetime), job)}
-                lifetimes={lifetimeChoices(
-                  config.lifetimes.max_seconds,
-                  config.lifetimes.unlimited_for_everyone || me.is_admin || !me.authenticated,
-                )}
+                lifetimes={lifetimes}
               />
             ))}
           </ol>

@@ -46,7 +46,7 @@ export function StageView({ config, me, initialSource, username, onUsername, onS
   const methodId = useId()
   const lifetimeId = useId()
   const rules = config.lifetimes
-  const lifetimes = lifetimeChoices(rules.max_seconds, rules.unlimited_for_everyone || me.is_admin || !me.authenticated)
+  const lifetimes = lifetimeChoices(rules, me)
 
   const chosen = methods.find((item) => item.name === method)
   const isDownload = method === 'direct_download'

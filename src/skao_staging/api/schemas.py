@@ -7,15 +7,10 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_serializer, model_validator
 
-from ..db import Holding, JobStatus, RequestSummary, StagingJob
+from ..db import Holding, JobStatus, RequestSummary, StagingJob, iso_utc
 from ..errors import CODES, StagingError
 from ..listing import Listing
 from ..service import UserUsage
-
-
-def iso_utc(value: datetime | None) -> str | None:
-    """Naive UTC times from the database, as ISO 8601 with a Z."""
-    return None if value is None else value.isoformat(timespec="milliseconds") + "Z"
 
 
 class OneSource(BaseModel):

@@ -1,7 +1,7 @@
 """The job database: tables, engine and sessions, job functions, migrations."""
 
 from .engine import Database
-from .jobs import Expired, Holding, JobStore, RequestSummary, utcnow
+from .jobs import Expired, Holding, JobStore, RequestSummary, iso_utc, utcnow
 from .migrate import (
     SchemaNotCurrent,
     current_revision,
@@ -27,6 +27,7 @@ __all__ = [
     "StagingJob",
     "current_revision",
     "head_revision",
+    "iso_utc",
     "prepare_database",
     "upgrade",
     "utcnow",

@@ -33,6 +33,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def iso_utc(value: datetime | None) -> str | None:
+    """A naive UTC time from the database as ISO 8601 with a Z (as the API and notices write times)."""
+    return None if value is None else value.isoformat(timespec="milliseconds") + "Z"
+
+
 def _job(row: Row[Any]) -> StagingJob:
     return StagingJob(**row._mapping)
 
