@@ -26,6 +26,7 @@ from cluster import (
     free_port,
     fresh_database,
 )
+from hub.harness import Hub
 from skao_staging.api.app import create_app
 from skao_staging.config import Settings
 from skao_staging.db import Database, upgrade
@@ -191,6 +192,17 @@ def service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
             log_file=Path(settings.log_file),
             database_url=url,
         )
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    """A real JupyterHub with real single-user servers (tests/hub/harness.py), one per test module."""
+    hub = Hub(tmp_path_factory.mktemp("hub"))
+    hub.start()
+    try:
+        yield hub
+    finally:
+        hub.stop()
 
 
 @pytest.fixture

@@ -19,16 +19,6 @@ from hub.harness import Hub
 
 
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
-    hub = Hub(tmp_path_factory.mktemp("hub"))
-    hub.start()
-    try:
-        yield hub
-    finally:
-        hub.stop()
-
-
-@pytest.fixture(scope="module")
 def jservice(hub: Hub, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
     server, live = live_service(
         tmp_path_factory.mktemp("jservice"),

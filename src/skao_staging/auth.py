@@ -1,4 +1,5 @@
-"""Who is asking: ``none`` (development), a trusted proxy's header, or an OIDC bearer token.
+"""Who is asking: ``none`` (development), a trusted proxy's header, or an OIDC bearer token; and,
+beside any of them when ``STAGING_JUPYTERHUB_TOKEN_AUTH`` is on, a JupyterHub token (``hub_tokens``).
 
 OIDC tokens (SKA IAM is an INDIGO IAM) are validated against the issuer's JWKS, discovered from
 ``<issuer>/.well-known/openid-configuration`` and cached; an unknown ``kid`` refreshes the key set
@@ -18,6 +19,7 @@ import jwt
 
 from .config import Settings
 from .errors import StagingError
+from .hub_tokens import HubTokenVerifier, looks_like_jwt
 from .logs import get_logger
 
 log = get_logger("auth")
@@ -136,18 +138,41 @@ class Authenticator:
         self.settings = settings
         self.mode = settings.auth_mode
         self.oidc = OidcVerifier(settings) if self.mode == "oidc" else None
+        self.hub = HubTokenVerifier(settings) if settings.jupyterhub_token_auth else None
         self.proxies = [ipaddress.ip_network(proxy, strict=False) for proxy in settings.trusted_proxies]
 
     def identify(self, headers: httpx.Headers | Any, client_host: str | None) -> Identity:
         """The caller of a request, from its headers and peer address (blocking: may fetch keys)."""
+        hub_token = self._hub_token(headers)
+        if hub_token is not None:
+            assert self.hub is not None
+            user = self.hub.user(hub_token)
+            return self._identity(user.name, list(user.groups), admin=user.admin)
         if self.mode == "none":
             return ANONYMOUS
         if self.mode == "header":
             return self._from_proxy(headers, client_host)
         return self._from_token(headers)
 
+    def _hub_token(self, headers: Any) -> str | None:
+        """A JupyterHub token in ``Authorization`` (``token X``, or ``Bearer X`` that is no JWT), when accepted."""
+        if self.hub is None:
+            return None
+        scheme, _, token = (headers.get("authorization") or "").partition(" ")
+        token = token.strip()
+        if not token or scheme.lower() not in ("token", "bearer"):
+            return None
+        if scheme.lower() == "bearer" and looks_like_jwt(token):
+            return None  # an OIDC access token
+        return token
+
     def _identity(
-        self, username: object, groups: object, claims: dict[str, Any] | None = None, email: object = None
+        self,
+        username: object,
+        groups: object,
+        claims: dict[str, Any] | None = None,
+        email: object = None,
+        admin: bool = False,
     ) -> Identity:
         if not isinstance(username, str) or not username:
             raise _unauthenticated("the identity carries no user name", "invalid_token")
@@ -156,7 +181,7 @@ class Authenticator:
         return Identity(
             username=username,
             groups=group_set,
-            is_admin=self.settings.admin_group in group_set,
+            is_admin=admin or self.settings.admin_group in group_set,
             authenticated=True,
             uid=_number(claims.get(self.settings.oidc_uid_claim or "")),
             gid=_number(claims.get(self.settings.oidc_gid_claim or "")),

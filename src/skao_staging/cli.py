@@ -7,21 +7,30 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
-import httpx
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
 
+from .client import DEFAULT_URL, ApiError, StagingClient, StagingRequest
 from .db.models import FINAL_STATUSES
 
 app = typer.Typer(help="skao-staging: stage SKA data to where astronomers work.", no_args_is_help=True)
 console = Console()
-DEFAULT_URL = "http://127.0.0.1:8000"
-
-UrlOption = Annotated[str, typer.Option("--url", envvar="STAGING_URL", help="Base URL of a running service.")]
+UrlOption = Annotated[
+    str, typer.Option("--url", envvar=["SKAO_STAGING_URL", "STAGING_URL"], help="Base URL of a running service.")
+]
+TokenOption = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        envvar=["SKAO_STAGING_TOKEN", "JUPYTERHUB_API_TOKEN"],
+        help="A bearer token: an OIDC access token, or a JupyterHub token where the site accepts them.",
+        show_default=False,
+    ),
+]
 
 
 @app.command()
@@ -129,13 +138,12 @@ def worker(
     runtime.stop()
 
 
-def _fail(response: httpx.Response) -> None:
-    try:
-        body = response.json()
-        message = f"{body.get('detail')} ({body.get('code')})"
-    except ValueError:
-        message = response.text
-    console.print(f"[red]error {response.status_code}:[/red] {message}")
+def _client(url: str, token: str | None) -> StagingClient:
+    return StagingClient(url, token)
+
+
+def _refused(error: ApiError) -> NoReturn:
+    console.print(f"[red]error {error.status}:[/red] {error.detail} ({error.code})")
     raise typer.Exit(1)
 
 
@@ -152,40 +160,34 @@ def stage(
         str | None, typer.Option(help="How long the staged data is kept (ISO 8601 duration, e.g. P3D, or seconds).")
     ] = None,
     url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
 ) -> None:
     """Stage SOURCE for USERNAME with METHOD through a running service, showing progress."""
-    with httpx.Client(base_url=url, timeout=60) as client:
-        if method in ("direct_download", "direct_dowload") and not did:
-            _download(client, username, source, Path(relative_path))
+    with _client(url, token) as client:
+        try:
+            if method in ("direct_download", "direct_dowload") and not did:
+                _download(client, username, source, Path(relative_path))
+                return
+            request = client.stage(source, relative_path, method=method, lifetime=lifetime, username=username, did=did)
+        except ApiError as error:
+            _refused(error)
+        for item in request.refused:
+            console.print(f"[red]refused:[/red] {item['error']['detail']} ({item['error']['code']})")
+        if len(request.items) == 1:
+            _report(_follow(client, request.items[0]["job"]["job_id"]))
             return
-        named = {"did": source} if did else {"local_path_on_storage": source}
-        item = {"method": method, **named, "relative_path": relative_path, "lifetime": lifetime}
-        response = client.post("/api/v1/jobs", json={"username": username, "items": [item]})
-        if response.status_code != 202:
-            _fail(response)
-        accepted = response.json()
-        outcomes = accepted["items"]
-        for outcome in outcomes:
-            if outcome["error"]:
-                console.print(f"[red]refused:[/red] {outcome['error']['detail']} ({outcome['error']['code']})")
-        if len(outcomes) == 1:
-            if outcomes[0]["error"]:
-                raise typer.Exit(1)
-            _report(_follow(client, outcomes[0]["job"]["job_id"]))
-            return
-        _report_request(_follow_request(client, accepted["request_id"]))
+        _report_request(_follow_request(request))
 
 
-def _follow_request(client: httpx.Client, request_id: str) -> dict[str, Any]:
+def _follow_request(request: StagingRequest) -> dict[str, Any]:
     """A request of many jobs (a dataset): its bytes and jobs ended, until none is active."""
     with Progress(*Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn(), console=console) as bar:
-        task = bar.add_task(f"request {request_id[:8]}", total=None)
-        while True:
-            state: dict[str, Any] = client.get(f"/api/v1/requests/{request_id}").json()
+        task = bar.add_task(f"request {request.id[:8]}", total=None)
+
+        def show(state: dict[str, Any]) -> None:
             bar.update(task, completed=state["bytes_done"], total=state["bytes_total"] or None)
-            if state["state"] != "active":
-                return state
-            time.sleep(0.3)
+
+        return request.wait(show, interval=0.3)
 
 
 def _report_request(state: dict[str, Any]) -> None:
@@ -195,11 +197,11 @@ def _report_request(state: dict[str, Any]) -> None:
         raise typer.Exit(1)
 
 
-def _follow(client: httpx.Client, job_id: int) -> dict[str, Any]:
+def _follow(client: StagingClient, job_id: int) -> dict[str, Any]:
     with Progress(*Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn(), console=console) as bar:
         task = bar.add_task(f"job {job_id}", total=None)
         while True:
-            job: dict[str, Any] = client.get(f"/api/v1/jobs/{job_id}").json()
+            job = client.job(job_id)
             bar.update(task, completed=job["bytes_done"], total=job["bytes"])
             if job["status"] in FINAL_STATUSES:
                 return job
@@ -218,19 +220,11 @@ def _report(job: dict[str, Any]) -> None:
         console.print(f"kept until {job['expires_at']}")
 
 
-def _download(client: httpx.Client, username: str, source: str, target: Path) -> None:
-    params = {"path": source, "username": username}
-    with client.stream("GET", "/api/v1/download", params=params) as response:
-        if response.status_code != 200:
-            response.read()
-            _fail(response)
-        total = int(response.headers.get("content-length", 0)) or None
-        with Progress(BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=console) as bar:
-            task = bar.add_task("download", total=total)
-            with target.open("xb") as out:
-                for chunk in response.iter_bytes():
-                    out.write(chunk)
-                    bar.advance(task, len(chunk))
+def _download(client: StagingClient, username: str, source: str, target: Path) -> None:
+    with Progress(BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=console) as bar:
+        task = bar.add_task("download", total=None)
+        for done, total in client.download(source, target, username=username):
+            bar.update(task, completed=done, total=total)
     console.print(f"downloaded to {target}")
 
 
@@ -240,21 +234,24 @@ def jobs(
     status: Annotated[str | None, typer.Option(help="Only jobs in this state.")] = None,
     limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
     url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
 ) -> None:
     """List jobs of a running service as a table."""
-    params: dict[str, Any] = {"limit": limit}
-    params.update({key: value for key, value in (("username", username), ("status", status)) if value})
-    response = httpx.get(f"{url}/api/v1/jobs", params=params, timeout=30)
-    if response.status_code != 200:
-        _fail(response)
+    filters: dict[str, str | int] = {"limit": limit}
+    filters.update({key: value for key, value in (("username", username), ("status", status)) if value})
+    with _client(url, token) as client:
+        try:
+            found = client.jobs(**filters)
+        except ApiError as error:
+            _refused(error)
     table = Table("id", "status", "method", "user", "source", "relative path", "bytes", "error")
-    for job in response.json()["jobs"]:
+    for job in found:
         table.add_row(
             str(job["job_id"]),
             job["status"],
             job["method"] or "",
             job["username"] or "",
-            job["local_path_on_storage"] or "",
+            job["local_path_on_storage"] or job["did"] or "",
             job["relative_path"] or "",
             str(job["bytes"] or ""),
             job["error_code"] or "",
@@ -266,13 +263,14 @@ def jobs(
 def usage(
     username: Annotated[str | None, typer.Option(help="Whose usage (admins: any user).")] = None,
     url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
 ) -> None:
     """Staged data a user holds now, by method, and what expires within 24 hours."""
-    params = {"username": username} if username else {}
-    response = httpx.get(f"{url}/api/v1/usage", params=params, timeout=30)
-    if response.status_code != 200:
-        _fail(response)
-    body = response.json()
+    with _client(url, token) as client:
+        try:
+            body = client.usage(username)
+        except ApiError as error:
+            _refused(error)
     table = Table("method", "bytes", "files", "jobs")
     for method, held in sorted(body["by_method"].items()):
         table.add_row(method, str(held["bytes"]), str(held["files"]), str(held["jobs"]))
@@ -288,12 +286,14 @@ def usage(
 def release(
     job_id: Annotated[int, typer.Argument(help="The job whose staged data is removed now.")],
     url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
 ) -> None:
     """Remove a job's staged data now (what is still as it was staged; the rest is kept and reported)."""
-    response = httpx.delete(f"{url}/api/v1/jobs/{job_id}/data", timeout=120)
-    if response.status_code != 200:
-        _fail(response)
-    job = response.json()
+    with _client(url, token) as client:
+        try:
+            job = client.release(job_id)
+        except ApiError as error:
+            _refused(error)
     console.print(f"job {job_id}: {job['release_reason']} at {job['released_at']}")
     if job["release_note"]:
         console.print(f"kept: {job['release_note']}")

@@ -103,6 +103,18 @@ class Settings(BaseSettings):
         description="JupyterHub service token with scopes read:users, read:servers, servers, access:servers "
         "(and admin:users with STAGING_JUPYTER_CREATE_USERS).",
     )
+    jupyterhub_token_auth: bool = Field(
+        False,
+        description="Also sign in callers by a JupyterHub token (a single-user server's JUPYTERHUB_API_TOKEN or a "
+        "user's API token), checked against STAGING_JUPYTERHUB_URL; works beside header or oidc.",
+    )
+    jupyterhub_token_scope: str = Field(
+        "access:services!service=staging",
+        description="Scope a JupyterHub token must carry to sign in here (empty: any token of the user).",
+    )
+    jupyterhub_token_cache_seconds: float = Field(
+        30.0, ge=0, description="How long the hub's answer about a token is reused (a revoked token works as long)."
+    )
     jupyter_workdir: str = Field("", description="Folder inside the user's Jupyter server that receives data.")
     jupyter_spawn_timeout_seconds: float = Field(
         120.0, gt=0, description="How long to wait for a stopped Jupyter server to start."

@@ -23,6 +23,12 @@ HERE = Path(__file__).resolve().parent
 PROXY = HERE / "node_modules" / ".bin" / "configurable-http-proxy"
 SERVICE_SCOPES = ["read:users", "read:servers", "servers", "access:servers", "admin:users"]
 LIMITED_SCOPES = ["read:users", "read:servers", "access:servers"]  # cannot start servers
+# The tests' own hub client: makes users' tokens and groups (never given to the staging service).
+TESTER_SCOPES = ["admin:users", "admin:groups", "tokens", "admin:servers", "admin:server_state", "read:users"]
+# As docs/operators/jupyterlab.md asks: users and their servers' tokens may be used at the staging service.
+USER_SCOPES = ["self", "access:services!service=staging"]
+ADMIN_USER = "hubadmin"  # a hub admin (admins are only made by configuration or by other admins)
+SERVER_SCOPES = ["users:activity!user", "access:servers!server", "access:services!service=staging"]
 
 HOOKS = '''
 from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
@@ -49,6 +55,7 @@ c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api_port}"
 c.ConfigurableHTTPProxy.command = [{proxy!r}]
 c.JupyterHub.authenticator_class = "dummy"
 c.Authenticator.allow_all = True
+c.Authenticator.admin_users = {{{admin!r}}}
 c.JupyterHub.spawner_class = "simple"
 c.SimpleLocalProcessSpawner.home_dir_template = {homes!r} + "/{{username}}"
 c.Spawner.cmd = [{singleuser!r}]
@@ -77,10 +84,14 @@ c.Spawner.pre_spawn_hook = fail_for_broken
 c.JupyterHub.services = [
     {{"name": "staging", "api_token": {token!r}}},
     {{"name": "staging-limited", "api_token": {limited_token!r}}},
+    {{"name": "tester", "api_token": {tester_token!r}}},
 ]
 c.JupyterHub.load_roles = [
     {{"name": "staging", "scopes": {scopes!r}, "services": ["staging"]}},
     {{"name": "staging-limited", "scopes": {limited_scopes!r}, "services": ["staging-limited"]}},
+    {{"name": "tester", "scopes": {tester_scopes!r}, "services": ["tester"]}},
+    {{"name": "user", "scopes": {user_scopes!r}}},
+    {{"name": "server", "scopes": {server_scopes!r}}},
 ]
 """
 
@@ -103,6 +114,7 @@ class Hub:
         self.url = f"http://127.0.0.1:{self.port}"
         self.token = secrets.token_hex(32)
         self.limited_token = secrets.token_hex(32)
+        self.tester_token = secrets.token_hex(32)
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60) -> None:
@@ -123,6 +135,11 @@ class Hub:
             limited_token=self.limited_token,
             scopes=SERVICE_SCOPES,
             limited_scopes=LIMITED_SCOPES,
+            admin=ADMIN_USER,
+            tester_token=self.tester_token,
+            tester_scopes=TESTER_SCOPES,
+            user_scopes=USER_SCOPES,
+            server_scopes=SERVER_SCOPES,
         )
         (self.workdir / "jupyterhub_config.py").write_text(config)
         env = {**os.environ, "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}"}
@@ -151,8 +168,47 @@ class Hub:
         headers = {"Authorization": f"token {self.token}"}
         return httpx.request(method, f"{self.url}/hub/api{path}", headers=headers, timeout=30, **kwargs)  # type: ignore[arg-type]
 
+    def as_tester(self, method: str, path: str, **kwargs: object) -> httpx.Response:
+        """A hub API call as the tests' own administrative service."""
+        headers = {"Authorization": f"token {self.tester_token}"}
+        return httpx.request(method, f"{self.url}/hub/api{path}", headers=headers, timeout=30, **kwargs)  # type: ignore[arg-type]
+
     def add_user(self, name: str) -> None:
-        response = self.api("POST", f"/users/{name}")
+        response = self.as_tester("POST", f"/users/{name}")
+        assert response.status_code in (201, 409), response.text
+
+    def user_token(self, name: str, scopes: list[str] | None = None) -> tuple[str, str]:
+        """A new API token of ``name`` (its value and id); ``scopes`` default to the user's own."""
+        body = {"note": "test", **({"scopes": scopes} if scopes is not None else {})}
+        response = self.as_tester("POST", f"/users/{name}/tokens", json=body)
+        assert response.status_code == 201, response.text
+        return response.json()["token"], response.json()["id"]
+
+    def revoke_token(self, name: str, token_id: str) -> None:
+        response = self.as_tester("DELETE", f"/users/{name}/tokens/{token_id}")
+        assert response.status_code == 204, response.text
+
+    def start_server(self, name: str, timeout: float = 30) -> dict[str, object]:
+        """Start the user's default server and wait until it is ready; its model (with the spawner's state)."""
+        self.as_tester("POST", f"/users/{name}/server")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            server: dict[str, object] = self.as_tester("GET", f"/users/{name}").json()["servers"].get("", {})
+            if server.get("ready"):
+                return server
+            time.sleep(0.2)
+        raise RuntimeError(f"the server of {name} did not start")
+
+    def server_token(self, name: str) -> str:
+        """The token the hub gave the user's running server (JUPYTERHUB_API_TOKEN), read from its environment."""
+        state = self.start_server(name)["state"]
+        assert isinstance(state, dict)
+        environ = Path(f"/proc/{state['pid']}/environ").read_bytes().split(b"\0")
+        values = dict(item.decode().partition("=")[::2] for item in environ if b"=" in item)
+        return values["JUPYTERHUB_API_TOKEN"]
+
+    def add_group(self, group: str, users: list[str]) -> None:
+        response = self.as_tester("POST", f"/groups/{group}", json={"users": users})
         assert response.status_code in (201, 409), response.text
 
     def stop_server(self, name: str, timeout: float = 30) -> None:

@@ -149,6 +149,12 @@ app.kubernetes.io/component: {{ .component }}
   value: {{ .Values.jupyterhub.chunkBytes | quote }}
 - name: STAGING_JUPYTER_CREATE_USERS
   value: {{ .Values.jupyterhub.createUsers | quote }}
+- name: STAGING_JUPYTERHUB_TOKEN_AUTH
+  value: {{ .Values.jupyterhub.tokenAuth | quote }}
+- name: STAGING_JUPYTERHUB_TOKEN_SCOPE
+  value: {{ .Values.jupyterhub.tokenScope | quote }}
+- name: STAGING_JUPYTERHUB_TOKEN_CACHE_SECONDS
+  value: {{ .Values.jupyterhub.tokenCacheSeconds | quote }}
 {{- end }}
 {{- if .Values.rucio.enabled }}
 {{- with .Values.rucio }}
