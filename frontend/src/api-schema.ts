@@ -579,6 +579,11 @@ export interface components {
       file_tool_enabled: boolean;
       /** File Tool Max Bytes */
       file_tool_max_bytes: number;
+      /**
+       * Jupyter Workdir
+       * @description The folder of each user's Jupyter server that jupyter_copy writes below ('': its root)
+       */
+      jupyter_workdir?: string | null;
       lifetimes: components["schemas"]["LifetimeRules"];
       /** Methods */
       methods: components["schemas"]["MethodInfo"][];

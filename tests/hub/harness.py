@@ -65,7 +65,7 @@ c.Spawner.args = [
     "--ServerApp.max_body_size=4294967296",
     "--FileContentsManager.delete_to_trash=False",  # as docs/operators recommends: a release frees the space
 ]
-c.Spawner.environment = {{"PYTHONPATH": {workdir!r}}}
+c.Spawner.environment = {{"PYTHONPATH": {workdir!r}, **{environment!r}}}
 c.Spawner.start_timeout = 30
 c.Spawner.http_timeout = 8  # how soon the hub gives up on a server that never answers
 c.JupyterHub.db_url = "sqlite:///" + {workdir!r} + "/jupyterhub.sqlite"
@@ -107,8 +107,9 @@ def _free_port() -> int:
 class Hub:
     """Starts ``jupyterhub`` in ``workdir``; ``stop()`` ends it and every server it spawned."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, environment: dict[str, str] | None = None) -> None:
         self.workdir = workdir
+        self.environment = environment or {}  # given to every single-user server
         self.homes = workdir / "homes"
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -136,6 +137,7 @@ class Hub:
             scopes=SERVICE_SCOPES,
             limited_scopes=LIMITED_SCOPES,
             admin=ADMIN_USER,
+            environment=self.environment,
             tester_token=self.tester_token,
             tester_scopes=TESTER_SCOPES,
             user_scopes=USER_SCOPES,

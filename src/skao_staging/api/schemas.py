@@ -195,6 +195,9 @@ class SiteConfig(BaseModel):
     rucio_rse: str | None = Field(None, description="The RSE (or expression) whose replicas are staged")
     lifetimes: LifetimeRules
     quota_held_bytes: int | None = Field(description="Bytes of staged data one user may hold; null: no quota")
+    jupyter_workdir: str | None = Field(
+        None, description="The folder of each user's Jupyter server that jupyter_copy writes below ('': its root)"
+    )
 
 
 class Me(BaseModel):

@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from ... import __version__
+from ...config import Settings
 from ...errors import CODES, StagingError
 from ..deps import IdentityDep, ServiceDep
 from ..schemas import LifetimeRules, Me, SiteConfig
@@ -52,6 +53,7 @@ def site_config(service: ServiceDep) -> SiteConfig:
             unlimited_for_everyone=service.settings.allow_unlimited_lifetime,
         ),
         quota_held_bytes=service.settings.quota_held_bytes_per_user or None,
+        jupyter_workdir=_jupyter_workdir(service.settings, service.methods.enabled),
     )
 
 
@@ -64,3 +66,7 @@ def me(identity: IdentityDep) -> Me:
         admin_tools=identity.may_administer,
         groups=sorted(identity.groups),
     )
+
+
+def _jupyter_workdir(settings: Settings, enabled: list[str]) -> str | None:
+    return settings.jupyter_workdir.strip("/") if "jupyter_copy" in enabled else None
