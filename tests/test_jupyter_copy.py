@@ -26,7 +26,7 @@ def jservice(hub: Hub, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Liv
         jupyterhub_api_token=hub.token,
         jupyter_home_mounts=str(hub.homes / "{username}"),
         jupyter_chunk_bytes=1024 * 1024,
-        jupyter_spawn_timeout_seconds=30,
+        jupyter_spawn_timeout_seconds=60,
         max_attempts=1,  # failures are asserted as they happen; retries have their own tests
     )
     with server:
@@ -205,7 +205,7 @@ def test_staged_data_expires_through_the_contents_api(hub: Hub, juser: str, tmp_
         jupyterhub_url=hub.url,
         jupyterhub_api_token=hub.token,
         jupyter_home_mounts=str(hub.homes / "{username}"),
-        jupyter_spawn_timeout_seconds=30,
+        jupyter_spawn_timeout_seconds=60,
         reaper_interval_seconds=0.1,
     )
     for name, data in {"one.bin": b"1" * 1000, "tree/a.bin": b"a" * 10, "tree/sub/b.bin": b"b" * 20}.items():

@@ -40,7 +40,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Hub, LiveSe
         auth_mode="header",
         trusted_proxies=["192.0.2.0/32"],  # nobody: only hub tokens sign in
         max_bytes_per_second=8 * MIB,
-        jupyter_spawn_timeout_seconds=30,
+        jupyter_spawn_timeout_seconds=60,
         max_attempts=1,
     )
     live.write_source("obs/notes.txt", b"observation notes\n")
@@ -98,6 +98,13 @@ def open_panel(page: Page) -> None:
     expect(page.get_by_role("heading", name="Data staging")).to_be_visible()
 
 
+def show_file_browser(page: Page) -> None:
+    """The file browser in the left sidebar (its tab toggles it, so it is clicked only when hidden)."""
+    if not page.locator(".jp-DirListing-content").is_visible():
+        page.locator('li[data-id="filebrowser"]').click()
+    expect(page.locator(".jp-DirListing-content")).to_be_visible()
+
+
 def browse_to(page: Page, live: LiveService, *folders: str) -> None:
     panel = page.locator(".skao-staging-panel")
     panel.get_by_role("button", name=str(live.storage)).click()
@@ -124,14 +131,31 @@ def test_stage_a_file_and_a_folder_into_the_open_folder(site: tuple[Hub, LiveSer
     assert (home / "notes.txt").read_bytes() == b"observation notes\n"
     assert (home / "run1" / "vis.bin").read_bytes() == (live.storage / "obs/run1/vis.bin").read_bytes()
     assert (home / "run1" / "meta" / "scan.json").read_bytes() == b'{"scan": 1}'
-    page.locator('li[data-id="filebrowser"]').click()  # the panel refreshed it when the jobs ended
+    panel.get_by_role("button", name="notes.txt", exact=True).click()  # a click opens the staged file
+    expect(page.locator(".jp-FileEditor").get_by_text("observation notes")).to_be_visible(timeout=20_000)
+    shoot(page, "panel")
+    show_file_browser(page)  # the panel refreshed it when the jobs ended
     listing = page.locator(".jp-DirListing-content")
     expect(listing.get_by_text("notes.txt", exact=True)).to_be_visible(timeout=10_000)
     expect(listing.get_by_text("run1", exact=True)).to_be_visible()
-    listing.get_by_text("notes.txt", exact=True).dblclick()
-    expect(page.locator(".jp-FileEditor").get_by_text("observation notes")).to_be_visible(timeout=20_000)
-    open_panel(page)
-    shoot(page, "panel")
+
+
+def test_stage_here_and_the_palette_open_the_panel(site: tuple[Hub, LiveService], lab: tuple[Page, str]) -> None:
+    hub, _ = site
+    page, name = lab
+    (hub.homes / name / "incoming" / "night2").mkdir()
+    show_file_browser(page)
+    page.locator('[data-command="filebrowser:refresh"]').click()
+    listing = page.locator(".jp-DirListing-content")
+    listing.get_by_text("night2", exact=True).click(button="right")
+    page.get_by_role("menuitem", name="Stage here").click()
+    expect(page.get_by_role("heading", name="Data staging")).to_be_visible()
+    expect(page.get_by_label("destination folder")).to_have_value("incoming/night2")
+    show_file_browser(page)
+    page.keyboard.press("Control+Shift+C")
+    page.keyboard.type("Stage data")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Data staging")).to_be_visible()
 
 
 def test_cancel_a_large_one_and_see_a_refusal(site: tuple[Hub, LiveService], lab: tuple[Page, str]) -> None:

@@ -129,7 +129,7 @@ def test_only_the_panels_calls_are_forwarded(forwarding: tuple[str, str, str, st
     for method, path in [
         ("GET", "logs"),
         ("POST", "files"),
-        ("POST", "jobs/1/retry"),
+        ("POST", "jobs/1/attempts"),
         ("DELETE", "usage"),
         ("GET", "usage/users"),
     ]:

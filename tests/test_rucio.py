@@ -564,7 +564,7 @@ def test_dids_arrive_in_the_users_jupyter_server(catalogue: Catalogue, tmp_path:
             tmp_path / "service",
             jupyterhub_url=hub.url,
             jupyterhub_api_token=hub.token,
-            jupyter_spawn_timeout_seconds=30,
+            jupyter_spawn_timeout_seconds=60,
         )
         with server:
             single = stage_did(site, "jupyter_copy", "zed", "sky:b.fits", "one/b.fits")

@@ -21,7 +21,7 @@ from tornado.iostream import StreamClosedError
 
 FORWARDED: dict[str, re.Pattern[str]] = {
     "GET": re.compile(r"config|me|storage|dids|dids/[^/]+/.+|jobs|jobs/\d+|requests/[\w-]+|usage|events"),
-    "POST": re.compile(r"jobs"),
+    "POST": re.compile(r"jobs|jobs/\d+/retry"),
     "PATCH": re.compile(r"jobs/\d+|requests/[\w-]+"),
     "DELETE": re.compile(r"jobs/\d+|jobs/\d+/data|requests/[\w-]+|requests/[\w-]+/data"),
 }

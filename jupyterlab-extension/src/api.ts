@@ -56,6 +56,7 @@ export interface IJob {
   error_code: string | null;
   error_reason: string | null;
   expires_at: string | null;
+  released_at: string | null;
 }
 
 export interface IItemOutcome {
@@ -131,5 +132,7 @@ export const api = {
     call<{ dids: IDidFound[] }>(`dids?${query({ scope, name, limit: 50 })}`),
   stage: (body: object) => call<IAccepted>('jobs', { method: 'POST', body: JSON.stringify(body) }),
   cancel: (jobId: number) => call<IJob>(`jobs/${jobId}`, { method: 'DELETE' }),
+  retry: (jobId: number) => call<IJob>(`jobs/${jobId}/retry`, { method: 'POST' }),
+  release: (jobId: number) => call<IJob>(`jobs/${jobId}/data`, { method: 'DELETE' }),
   job: (jobId: number) => call<IJob>(`jobs/${jobId}`)
 };

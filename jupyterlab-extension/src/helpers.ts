@@ -44,3 +44,11 @@ export function percent(job: IJob): number {
   return job.bytes ? Math.floor((100 * job.bytes_done) / job.bytes) : 0;
 }
 
+
+/** Where a jupyter_copy job's result is in the Jupyter server: the site's workdir, then its relative path. */
+export function jupyterPath(job: IJob, workdir: string | null | undefined): string | null {
+  if (job.method !== 'jupyter_copy' || !job.relative_path) {
+    return null;
+  }
+  return workdir ? `${workdir}/${job.relative_path}` : job.relative_path;
+}

@@ -6,7 +6,7 @@ import { fileIcon, folderIcon } from '@jupyterlab/ui-components';
 import React, { useCallback, useEffect, useMemo, useState } from 'react';
 
 import { api, eventsUrl, FINAL, IDidFound, IJob, IListing, IMe, ISiteConfig, StagingApiError } from './api';
-import { baseName, destinationFor, lifetimeChoices, percent } from './helpers';
+import { baseName, destinationFor, jupyterPath, lifetimeChoices, percent } from './helpers';
 
 /** What the panel needs of JupyterLab's file browser: the folder it shows, and a refresh. */
 export interface IBrowser {
@@ -122,21 +122,45 @@ function DidSearch(props: { picks: IPick[]; onToggle: (pick: IPick) => void; onE
   );
 }
 
-function JobRow(props: { job: IJob; onCancel: (job: IJob) => void }): JSX.Element {
-  const { job } = props;
+interface IJobActions {
+  onCancel: (job: IJob) => void;
+  onRetry: (job: IJob) => void;
+  onRelease: (job: IJob) => void;
+  onOpen: ((job: IJob) => void) | null; // null: the result is not in this Jupyter server
+}
+
+function JobRow(props: { job: IJob } & IJobActions): JSX.Element {
+  const { job, onOpen } = props;
   const name = baseName(job.relative_path ?? job.local_path_on_storage ?? job.did ?? String(job.job_id));
+  const staged = (job.status === 'succeeded' || job.status === 'skipped') && !job.released_at;
   return (
     <li className={`skao-staging-job skao-staging-${job.status}`} data-job={job.job_id}>
       <div className="skao-staging-job-line">
-        <span className="skao-staging-job-name">{name}</span>
-        <span className="skao-staging-status">{job.status}</span>
+        {staged && onOpen ? (
+          <button className="skao-staging-link skao-staging-job-name" title="Open" onClick={() => onOpen(job)}>
+            {name}
+          </button>
+        ) : (
+          <span className="skao-staging-job-name">{name}</span>
+        )}
+        <span className="skao-staging-status">{job.released_at ? 'released' : job.status}</span>
         {!FINAL.has(job.status) && (
           <button className="skao-staging-link" onClick={() => props.onCancel(job)}>
             Cancel
           </button>
         )}
+        {(job.status === 'failed' || job.status === 'cancelled') && (
+          <button className="skao-staging-link" onClick={() => props.onRetry(job)}>
+            Retry
+          </button>
+        )}
+        {staged && job.status === 'succeeded' && (
+          <button className="skao-staging-link" onClick={() => props.onRelease(job)}>
+            Release
+          </button>
+        )}
       </div>
-      <progress max={100} value={percent(job)} />
+      <progress max={100} value={percent(job)} aria-label={`progress of ${name}`} />
       {job.error_code && (
         <div className="skao-staging-error">
           {job.error_reason} ({job.error_code})
@@ -146,8 +170,23 @@ function JobRow(props: { job: IJob; onCancel: (job: IJob) => void }): JSX.Elemen
   );
 }
 
-export function StagingPanel(props: { browser: IBrowser | null }): JSX.Element {
+type Slot = (sender: unknown, folder: string) => void;
+
+/** What the panel asks of JupyterLab: open a staged path, confirm a step; requests to stage into a folder. */
+export interface IPanelHost {
+  open: (path: string) => void;
+  confirm: (title: string, body: string) => Promise<boolean>;
+  stageInto?: { connect: (slot: Slot) => unknown; disconnect: (slot: Slot) => unknown };
+}
+
+const PLAIN_HOST: IPanelHost = {
+  open: () => undefined,
+  confirm: (title, body) => Promise.resolve(window.confirm(`${title}\n${body}`))
+};
+
+export function StagingPanel(props: { browser: IBrowser | null; host?: IPanelHost }): JSX.Element {
   const { browser } = props;
+  const host = props.host ?? PLAIN_HOST;
   const [config, setConfig] = useState<ISiteConfig | null>(null);
   const [me, setMe] = useState<IMe | null>(null);
   const [source, setSource] = useState<'storage' | 'did'>('storage');
@@ -209,6 +248,18 @@ export function StagingPanel(props: { browser: IBrowser | null }): JSX.Element {
   }, [update]);
 
   const workdir = config?.jupyter_workdir;
+
+  useEffect(() => {
+    const requests = host.stageInto;
+    if (!requests) {
+      return;
+    }
+    const stageInto = (_: unknown, folder: string) => setTyped(destinationFor(folder, workdir));
+    requests.connect(stageInto);
+    return () => {
+      requests.disconnect(stageInto);
+    };
+  }, [host, workdir]);
   const destination = typed ?? destinationFor(browserPath, method === 'jupyter_copy' ? workdir : null);
   const choices = useMemo(() => (config ? lifetimeChoices(config, me) : []), [config, me]);
   const methods = (config?.methods ?? []).filter(one => one.name !== 'direct_download');
@@ -256,8 +307,19 @@ export function StagingPanel(props: { browser: IBrowser | null }): JSX.Element {
     }
   };
 
-  const cancel = (job: IJob) => {
-    api.cancel(job.job_id).then(update, (error: StagingApiError) => report(`${error.message} (${error.code})`));
+  const refused = (error: StagingApiError) => report(`${error.message} (${error.code})`);
+  const actions: IJobActions = {
+    onCancel: job => void api.cancel(job.job_id).then(update, refused),
+    onRetry: job => void api.retry(job.job_id).then(update, refused),
+    onRelease: job => {
+      const name = baseName(job.relative_path ?? '');
+      void host.confirm('Release staged data', `Remove ${name} now? What changed since it was staged is kept.`).then(yes => {
+        if (yes) {
+          api.release(job.job_id).then(update, refused);
+        }
+      });
+    },
+    onOpen: null
   };
 
   return (
@@ -268,10 +330,10 @@ export function StagingPanel(props: { browser: IBrowser | null }): JSX.Element {
       </header>
       {config?.dids && (
         <div className="skao-staging-tabs" role="tablist">
-          <button aria-selected={source === 'storage'} onClick={() => setSource('storage')}>
+          <button role="tab" aria-selected={source === 'storage'} onClick={() => setSource('storage')}>
             Storage
           </button>
-          <button aria-selected={source === 'did'} onClick={() => setSource('did')}>
+          <button role="tab" aria-selected={source === 'did'} onClick={() => setSource('did')}>
             Rucio DID
           </button>
         </div>
@@ -333,7 +395,12 @@ export function StagingPanel(props: { browser: IBrowser | null }): JSX.Element {
       )}
       <ul className="skao-staging-jobs">
         {[...jobs.values()].reverse().map(job => (
-          <JobRow key={job.job_id} job={job} onCancel={cancel} />
+          <JobRow
+            key={job.job_id}
+            job={job}
+            {...actions}
+            onOpen={jupyterPath(job, workdir) === null ? null : one => host.open(jupyterPath(one, workdir) ?? '')}
+          />
         ))}
       </ul>
     </div>

@@ -16,6 +16,8 @@ const api = vi.hoisted(() => ({
   searchDids: vi.fn(),
   stage: vi.fn(),
   cancel: vi.fn(),
+  retry: vi.fn(),
+  release: vi.fn(),
   job: vi.fn()
 }));
 
@@ -59,6 +61,7 @@ function job(id: number, status: string, extra: Partial<IJob> = {}): IJob {
     error_code: null,
     error_reason: null,
     expires_at: null,
+    released_at: null,
     ...extra
   };
 }
@@ -86,10 +89,10 @@ beforeEach(() => {
       { name: 'direct_download', description: '', accepts_directories: true },
       { name: 'jupyter_copy', description: '', accepts_directories: true }
     ],
-    dids: false,
-    rucio_rse: null,
+    dids: true,
+    rucio_rse: 'SITE',
     lifetimes: { default_seconds: 14 * 86400, max_seconds: 90 * 86400, unlimited_for_everyone: false },
-    jupyter_workdir: ''
+    jupyter_workdir: 'staged'
   });
   api.me.mockResolvedValue({ username: 'ada', is_admin: false });
   api.storage.mockImplementation((path: string) =>
@@ -117,7 +120,7 @@ afterEach(() => {
 
 describe('StagingPanel', () => {
   it('stages the picked items into the folder open in the file browser, with the chosen lifetime', async () => {
-    const browser = browserAt('incoming');
+    const browser = browserAt('staged/incoming');
     api.stage.mockResolvedValue({
       request_id: 'r1',
       items: [
@@ -128,7 +131,7 @@ describe('StagingPanel', () => {
     api.job.mockImplementation((id: number) => Promise.resolve(job(id, 'running')));
     render(<StagingPanel browser={browser} />);
     expect(await screen.findByText('as ada')).toBeTruthy();
-    act(() => browser.move('incoming/deeper'));
+    act(() => browser.move('staged/incoming/deeper'));
     expect((screen.getByLabelText('destination folder') as HTMLInputElement).value).toBe('incoming/deeper');
     fireEvent.click(await screen.findByText('/data'));
     fireEvent.click(await screen.findByLabelText('pick run1'));
@@ -179,4 +182,61 @@ describe('StagingPanel', () => {
     render(<StagingPanel browser={null} />);
     expect(await screen.findByText('The staging service is not available: the staging service cannot be reached')).toBeTruthy();
   });
+
+  it('opens, retries and releases jobs through JupyterLab, and stages into a folder asked for', async () => {
+    const host = { open: vi.fn(), confirm: vi.fn(() => Promise.resolve(true)), stageInto: signal() };
+    api.stage.mockResolvedValue({
+      request_id: 'r4',
+      items: [
+        { index: 0, job: job(7, 'queued'), error: null },
+        { index: 1, job: job(8, 'queued', { relative_path: 'incoming/other.txt' }), error: null }
+      ]
+    });
+    api.job.mockImplementation((id: number) =>
+      Promise.resolve(id === 7 ? job(7, 'succeeded') : job(8, 'failed', { relative_path: 'incoming/other.txt' }))
+    );
+    api.retry.mockResolvedValue(job(8, 'queued', { relative_path: 'incoming/other.txt' }));
+    api.release.mockResolvedValue(job(7, 'succeeded', { released_at: '2026-11-25T00:00:00Z' }));
+    render(<StagingPanel browser={browserAt('')} host={host} />);
+    await screen.findByText('as ada');
+    act(() => host.stageInto.emit('staged/incoming'));
+    expect((screen.getByLabelText('destination folder') as HTMLInputElement).value).toBe('incoming');
+    fireEvent.click(await screen.findByText('/data'));
+    fireEvent.click(await screen.findByLabelText('pick notes.txt'));
+    fireEvent.click(screen.getByText('Stage notes.txt'));
+    fireEvent.click(await screen.findByTitle('Open'));
+    expect(host.open).toHaveBeenCalledWith('staged/incoming/notes.txt');
+    fireEvent.click(screen.getByText('Retry'));
+    await waitFor(() => expect(api.retry).toHaveBeenCalledWith(8));
+    fireEvent.click(screen.getByText('Release'));
+    await waitFor(() => expect(api.release).toHaveBeenCalledWith(7));
+    expect(host.confirm).toHaveBeenCalledWith('Release staged data', expect.stringContaining('notes.txt'));
+    expect(await screen.findByText('released')).toBeTruthy();
+  });
+
+  it('searches DIDs by scope and name prefix, and stages a picked one by DID', async () => {
+    api.searchDids.mockResolvedValue({ dids: [{ did: 'sky:obs-42', type: 'DATASET' }] });
+    api.stage.mockResolvedValue({ request_id: 'r5', items: [{ index: 0, job: job(9, 'queued'), error: null }] });
+    api.job.mockResolvedValue(job(9, 'queued'));
+    render(<StagingPanel browser={browserAt('staged')} />);
+    fireEvent.click(await screen.findByRole('tab', { name: 'Rucio DID' }));
+    fireEvent.change(screen.getByPlaceholderText('scope'), { target: { value: 'sky' } });
+    fireEvent.change(screen.getByPlaceholderText('name prefix'), { target: { value: 'obs' } });
+    fireEvent.click(await screen.findByLabelText('pick sky:obs-42', {}, { timeout: 2000 }));
+    expect(api.searchDids).toHaveBeenLastCalledWith('sky', 'obs*');
+    fireEvent.click(screen.getByText('Stage obs-42'));
+    await waitFor(() => expect(api.stage).toHaveBeenCalled());
+    expect(api.stage.mock.calls[0][0].items).toEqual([
+      { method: 'jupyter_copy', did: 'sky:obs-42', relative_path: 'obs-42' }
+    ]);
+  });
 });
+
+function signal() {
+  const slots: ((sender: unknown, folder: string) => void)[] = [];
+  return {
+    connect: (slot: (sender: unknown, folder: string) => void) => slots.push(slot),
+    disconnect: vi.fn(),
+    emit: (folder: string) => slots.forEach(slot => slot(null, folder))
+  };
+}

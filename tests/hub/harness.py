@@ -66,8 +66,8 @@ c.Spawner.args = [
     "--FileContentsManager.delete_to_trash=False",  # as docs/operators recommends: a release frees the space
 ]
 c.Spawner.environment = {{"PYTHONPATH": {workdir!r}, **{environment!r}}}
-c.Spawner.start_timeout = 30
-c.Spawner.http_timeout = 8  # how soon the hub gives up on a server that never answers
+c.Spawner.start_timeout = 60
+c.Spawner.http_timeout = 30  # JupyterLab servers take several seconds to answer on a busy machine
 c.JupyterHub.db_url = "sqlite:///" + {workdir!r} + "/jupyterhub.sqlite"
 c.JupyterHub.cookie_secret_file = {workdir!r} + "/cookie_secret"
 c.JupyterHub.pid_file = {workdir!r} + "/jupyterhub.pid"
