@@ -123,3 +123,26 @@ def test_url_and_token_come_from_the_environment(served: LiveService, monkeypatc
 )
 def test_what_counts_as_a_did(source: str, expected: bool) -> None:
     assert is_did(source) is expected
+
+
+def test_a_notebook_gets_a_progress_bar(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Inside a Jupyter kernel the client shows a tqdm bar (a widget where ipywidgets is installed,
+    text otherwise); the shell is recognised as IPython's kernel shell."""
+    import sys
+    import types
+
+    from skao_staging import client as module
+
+    class ZMQInteractiveShell:
+        config: dict[str, object] = {}  # noqa: RUF012 - as IPython's, without a kernel app: tqdm falls back to text
+
+    fake = types.ModuleType("IPython")
+    fake.get_ipython = ZMQInteractiveShell  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "IPython", fake)
+    assert module._in_notebook()
+    report = module._default_progress("abcdef123456")
+    report({"state": "active", "jobs": 2, "counts": {"running": 2}, "bytes_done": 512, "bytes_total": 2048})
+    report({"state": "succeeded", "jobs": 2, "counts": {"succeeded": 2}, "bytes_done": 2048, "bytes_total": 2048})
+    shown = capsys.readouterr().err
+    assert "request abcdef12" in shown and "2 jobs (2 succeeded), 2048 of 2048 bytes" in shown
+    assert "2.05k/2.05k" in shown

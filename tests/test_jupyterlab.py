@@ -157,6 +157,19 @@ def test_stage_here_and_the_palette_open_the_panel(site: tuple[Hub, LiveService]
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", name="Data staging")).to_be_visible()
 
+    page.keyboard.press("Control+Shift+C")  # the panel follows JupyterLab's dark theme
+    page.keyboard.type("Use Theme: JupyterLab Dark")
+    page.keyboard.press("Enter")
+    expect(page.locator("body")).to_have_attribute("data-jp-theme-light", "false", timeout=10_000)
+    panel_background = page.locator(".skao-staging-widget").evaluate("e => getComputedStyle(e).backgroundColor")
+    theme_background = page.locator("body").evaluate(
+        "e => { const probe = document.createElement('div'); probe.style.background = 'var(--jp-layout-color1)';"
+        " e.appendChild(probe); const color = getComputedStyle(probe).backgroundColor; probe.remove(); return color; }"
+    )
+    assert panel_background == theme_background != "rgb(255, 255, 255)"
+    expect(page.locator("#jupyterlab-splash")).to_have_count(0, timeout=10_000)  # the theme has loaded
+    shoot(page, "panel-dark")
+
 
 def test_cancel_a_large_one_and_see_a_refusal(site: tuple[Hub, LiveService], lab: tuple[Page, str]) -> None:
     hub, live = site
