@@ -179,3 +179,39 @@ def test_an_unreachable_or_unconfigured_service_is_named(tmp_path: Path) -> None
     with jupyter_server(tmp_path, {}) as (url, token):
         answer = httpx.get(f"{url}/skao-staging/api/config", headers={"Authorization": f"token {token}"})
         assert (answer.status_code, answer.json()["code"]) == (503, "staging_not_configured")
+
+
+def test_the_wheel_carries_the_built_panel(tmp_path: Path) -> None:
+    """The distribution is prebuilt: its wheel holds the bundled panel and the server's config, so
+    installing it into a single-user image runs no Node.js."""
+    import zipfile
+
+    extension = Path(__file__).resolve().parents[1] / "jupyterlab-extension"
+    built = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path),
+            str(extension),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}"},
+    )
+    assert built.returncode == 0, built.stderr[-3000:]
+    names = zipfile.ZipFile(next(tmp_path.glob("skao_staging_jupyterlab-*.whl"))).namelist()
+    data = "skao_staging_jupyterlab-0.1.0.data/data"
+    assert f"{data}/share/jupyter/labextensions/skao-staging-jupyterlab/package.json" in names
+    assert f"{data}/share/jupyter/labextensions/skao-staging-jupyterlab/install.json" in names
+    assert any(
+        name.startswith(f"{data}/share/jupyter/labextensions/skao-staging-jupyterlab/static/remoteEntry.")
+        for name in names
+    )
+    assert f"{data}/etc/jupyter/jupyter_server_config.d/skao_staging_jupyterlab.json" in names
+    assert "skao_staging_jupyterlab/handlers.py" in names
+    assert not any("node_modules" in name or name.endswith(".ts") for name in names)
