@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Row, Table, and_, case, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -40,6 +40,16 @@ def iso_utc(value: datetime | None) -> str | None:
 
 def _job(row: Row[Any]) -> StagingJob:
     return StagingJob(**row._mapping)
+
+
+class _Attempt(NamedTuple):
+    """One ended attempt, as ``staging_attempts`` records it."""
+
+    number: int
+    started_at: datetime | None
+    worker_id: str | None
+    outcome: str
+    finished_at: datetime
 
 
 def _read(connection: Connection, job_id: int) -> StagingJob | None:
@@ -417,22 +427,28 @@ class JobStore:
         changed while the job ran counts).
         """
         now = utcnow()
-        statement = (
-            update(jobs_table)
-            .where(c.id == job_id, c.status == JobStatus.RUNNING, c.worker_id == worker_id)
-            .values(status=status, finished_at=now, updated_at=now, heartbeat_at=None, **fields)
-        )
+        held = (c.id == job_id, c.status == JobStatus.RUNNING, c.worker_id == worker_id)
         with self.db.transaction() as connection:
-            finished = _count(connection, statement) == 1
-            if finished:
-                self._record_attempt(connection, job_id, worker_id, status.value, fields, now)
-                if expires:
-                    lifetime = connection.scalar(select(c.lifetime_seconds).where(c.id == job_id))
-                    expires_at = now + timedelta(seconds=lifetime) if lifetime else None
-                    connection.execute(update(jobs_table).where(c.id == job_id).values(expires_at=expires_at))
-                if outputs:
-                    connection.execute(insert(outputs_table), [{"job_id": job_id, **row} for row in outputs])
-        return finished
+            # The row stays locked until the end is written (SQLite: the write lock taken at BEGIN),
+            # so a lifetime changed meanwhile either counts here or waits and counts after.
+            job = connection.execute(
+                select(c.attempts, c.started_at, c.lifetime_seconds).where(*held).with_for_update()
+            ).first()
+            if job is None:
+                return False
+            values = dict(fields)
+            if expires:
+                values["expires_at"] = now + timedelta(seconds=job.lifetime_seconds) if job.lifetime_seconds else None
+            connection.execute(
+                update(jobs_table)
+                .where(*held)
+                .values(status=status, finished_at=now, updated_at=now, heartbeat_at=None, **values)
+            )
+            attempt = _Attempt(job.attempts, job.started_at, worker_id, status.value, now)
+            self._insert_attempt(connection, job_id, attempt, fields)
+            if outputs:
+                connection.execute(insert(outputs_table), [{"job_id": job_id, **row} for row in outputs])
+        return True
 
     def requeue(
         self, job_id: int, worker_id: str, *, delay: float, error_code: str, error_reason: str, refund: bool = False
@@ -463,22 +479,32 @@ class JobStore:
                 self._record_attempt(connection, job_id, worker_id, outcome, fields, now)
         return requeued
 
-    @staticmethod
+    @classmethod
     def _record_attempt(
-        connection: Connection, job_id: int, worker_id: str | None, outcome: str, fields: dict[str, Any], now: datetime
+        cls,
+        connection: Connection,
+        job_id: int,
+        worker_id: str | None,
+        outcome: str,
+        fields: dict[str, Any],
+        now: datetime,
     ) -> None:
         job = connection.execute(select(c.attempts, c.started_at).where(c.id == job_id)).first()
         attempt, started = (job.attempts, job.started_at) if job is not None else (0, None)
+        cls._insert_attempt(connection, job_id, _Attempt(attempt, started, worker_id, outcome, now), fields)
+
+    @staticmethod
+    def _insert_attempt(connection: Connection, job_id: int, attempt: _Attempt, fields: dict[str, Any]) -> None:
         connection.execute(
             insert(attempts_table).values(
                 job_id=job_id,
-                attempt=attempt,
-                worker_id=worker_id,
-                outcome=outcome,
+                attempt=attempt.number,
+                worker_id=attempt.worker_id,
+                outcome=attempt.outcome,
                 error_code=fields.get("error_code"),
                 error_reason=fields.get("error_reason"),
-                started_at=started,
-                finished_at=now,
+                started_at=attempt.started_at,
+                finished_at=attempt.finished_at,
             )
         )
 
