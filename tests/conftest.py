@@ -27,6 +27,7 @@ from cluster import (
     fresh_database,
 )
 from hub.harness import Hub
+from oidc_issuer import Issuer
 from skao_staging.api.app import create_app
 from skao_staging.config import Settings
 from skao_staging.db import Database, upgrade
@@ -192,6 +193,17 @@ def service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
             log_file=Path(settings.log_file),
             database_url=url,
         )
+
+
+@pytest.fixture(scope="module")
+def issuer() -> Iterator[Issuer]:
+    """A local OIDC issuer (tests/oidc_issuer.py) with keys made at test time, one per test module."""
+    issuer = Issuer()
+    issuer.thread.start()
+    try:
+        yield issuer
+    finally:
+        issuer.server.shutdown()
 
 
 @pytest.fixture(scope="module")

@@ -20,16 +20,6 @@ from oidc_issuer import AUDIENCE, Issuer
 
 
 @pytest.fixture(scope="module")
-def issuer() -> Iterator[Issuer]:
-    issuer = Issuer()
-    issuer.thread.start()
-    try:
-        yield issuer
-    finally:
-        issuer.server.shutdown()
-
-
-@pytest.fixture(scope="module")
 def oidc(issuer: Issuer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
     server, service = live(
         tmp_path_factory.mktemp("oidc"),

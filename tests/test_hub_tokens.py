@@ -16,16 +16,6 @@ from skao_staging.client import StagingClient
 
 
 @pytest.fixture(scope="module")
-def issuer() -> Iterator[Issuer]:
-    issuer = Issuer()
-    issuer.thread.start()
-    try:
-        yield issuer
-    finally:
-        issuer.server.shutdown()
-
-
-@pytest.fixture(scope="module")
 def hubbed(hub: Hub, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
     """Header mode behind a proxy at 127.0.0.1, and JupyterHub tokens from anywhere; no answer cached."""
     server, live = live_service(
