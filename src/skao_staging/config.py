@@ -70,7 +70,9 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(
         30.0, ge=0, description="On SIGTERM, how long running jobs may finish before they are handed back."
     )
-    poll_seconds: float = Field(0.5, gt=0, description="How often an idle worker looks for queued jobs.")
+    poll_seconds: float = Field(
+        0.5, gt=0, description="How often an idle process looks for queued jobs and for ended ones it waits for."
+    )
     sync_timeout_seconds: float = Field(
         3600.0, gt=0, description="How long POST /stage_data waits for its job before answering 202."
     )

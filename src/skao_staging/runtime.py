@@ -4,10 +4,12 @@
                      ├── service (accepts requests; the routes' only entry)
                      ├── reaper (expired data; with a worker pool; one process at a time acts)
                      ├── notifier (ended requests, coming expiries: e-mail, webhook; as the reaper)
-                     └── replication watch (jobs waiting for a DID's replica; with Rucio only)
+                     ├── replication watch (jobs waiting for a DID's replica; with Rucio only)
+                     └── change watch, PostgreSQL listener (what other processes did: ``wakeups``)
 
 Two hooks connect them: ``jobs_queued`` (wakes idle worker threads) and ``job_ended`` (wakes API
-requests waiting for a job run in this process).
+requests waiting for a job). Both fire for what this process did, and for what other processes did
+as the change watch and the PostgreSQL listener learn it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from .reaper import Reaper, Releaser
 from .replication import ReplicationWatch
 from .service import StagingService
 from .sources import Sources
+from .wakeups import ChangeWatch, PostgresListener
 from .worker import Heartbeat, Worker
 
 
@@ -54,6 +57,15 @@ class Runtime:
         self.replication = (
             ReplicationWatch(settings, jobs, sources.dids().catalogue, self.jobs_queued) if sources.has_dids else None
         )
+        self.changes = ChangeWatch(
+            jobs,
+            settings.poll_seconds,
+            fast=db.dialect == "mysql",
+            jobs_queued=self.jobs_queued,
+            job_ended=self.job_ended,
+            idle_threads=self.worker.idle_threads if self.worker is not None else None,
+        )
+        self.listener = PostgresListener(db.url, self.jobs_queued, self.job_ended) if db.notifies else None
         self.service = StagingService(
             settings, jobs, roots, self.executor, self.worker, self.jobs_queued, releaser, notices
         )
@@ -61,6 +73,9 @@ class Runtime:
     def start(self) -> None:
         if self.worker is not None:
             self.worker.start()
+        self.changes.start()
+        if self.listener is not None:
+            self.listener.start()
         self.heartbeat.start()
         if self.reaper is not None:
             self.reaper.start()
@@ -73,6 +88,9 @@ class Runtime:
         """Finish or hand back running jobs, stop beating, close the database."""
         if self.worker is not None:
             self.worker.stop(self.settings.shutdown_grace_seconds)
+        self.changes.stop()
+        if self.listener is not None:
+            self.listener.stop()
         self.heartbeat.stop()
         if self.reaper is not None:
             self.reaper.stop()

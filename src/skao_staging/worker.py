@@ -20,6 +20,7 @@ from .logs import get_logger
 from .periodic import Periodic
 
 log = get_logger("worker")
+IDLE_WAIT_SECONDS = 10.0  # an idle thread is woken by the change watch; this only bounds a lost wake-up
 
 
 class Worker:
@@ -29,6 +30,8 @@ class Worker:
         self.executor = executor
         self._stopping = threading.Event()
         self._wakeups = threading.Semaphore(0)
+        self._idle_lock = threading.Lock()
+        self._idle = 0
         # Execution slots, shared by the worker threads and direct hand-offs (run_now): at most
         # `threads` jobs run at once in this process, whichever path they came by.
         self._slots = threading.BoundedSemaphore(threads)
@@ -42,9 +45,14 @@ class Worker:
         log.info("worker %s started with %d threads", self.executor.process_id, len(self._threads))
 
     def wake(self, jobs: int = 1) -> None:
-        """Tell idle threads that ``jobs`` jobs were queued (idle threads also poll)."""
+        """Tell idle threads that ``jobs`` jobs were queued (or may be: each woken thread tries a claim)."""
         for _ in range(min(jobs, len(self._threads))):
             self._wakeups.release()
+
+    def idle_threads(self) -> int:
+        """How many threads wait for a wake-up now."""
+        with self._idle_lock:
+            return self._idle
 
     def stop(self, grace: float = 30.0) -> None:
         """Stop claiming; let running jobs end within ``grace`` seconds, then hand the rest back."""
@@ -86,11 +94,22 @@ class Worker:
             try:
                 job = self._claim(poll)
                 if job is not None:
+                    if self.idle_threads():
+                        self.wake(1)  # there may be more: the next thread looks while this one runs
                     self.executor.execute(job)
             finally:
                 self._slots.release()
             if job is None:
-                self._wakeups.acquire(timeout=poll)
+                self._wait_idle()
+
+    def _wait_idle(self) -> None:
+        with self._idle_lock:
+            self._idle += 1
+        try:
+            self._wakeups.acquire(timeout=IDLE_WAIT_SECONDS)
+        finally:
+            with self._idle_lock:
+                self._idle -= 1
 
     def _claim(self, poll: float) -> StagingJob | None:
         try:

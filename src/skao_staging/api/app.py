@@ -56,8 +56,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 async def _bring_up(app: FastAPI, startup: Startup) -> None:
     runtime = await startup.run()
     service = runtime.service
-    waiters = JobWaiters(service.jobs)
+    waiters = JobWaiters(service.jobs, waiting_started=runtime.changes.poke)
     runtime.job_ended.connect(waiters.notify)
+    runtime.changes.follow(waiters.waited)
     app.state.service, app.state.waiters, app.state.changefeed = service, waiters, ChangeFeed(service.jobs)
     startup.runtime = runtime  # from now on the routes reach the service
     log.info(

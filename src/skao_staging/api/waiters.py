@@ -1,20 +1,26 @@
-"""Awaiting a job's end from the event loop, woken by workers in this process or by polling."""
+"""Awaiting a job's end from the event loop, woken by the ``job_ended`` hook.
+
+The hook fires for jobs this process ran, and for jobs that other processes ran as the change
+watch (which follows ``waited``) or PostgreSQL's notifications tell. A slow re-read of the job
+remains as a last resort.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 
 from starlette.concurrency import run_in_threadpool
 
 from ..db import FINAL_STATUSES, JobStore, StagingJob
 
-POLL_SECONDS = 1.0  # finds jobs finished by another process
+POLL_SECONDS = 1.0  # re-reads a waited job this often, should a wake-up be lost
 
 
 class JobWaiters:
-    def __init__(self, jobs: JobStore) -> None:
-        self.jobs = jobs
+    def __init__(self, jobs: JobStore, waiting_started: Callable[[], None] = lambda: None) -> None:
+        self.jobs, self.waiting_started = jobs, waiting_started
         self._lock = threading.Lock()
         self._waiting: dict[int, list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]]] = {}
 
@@ -25,6 +31,11 @@ class JobWaiters:
         for loop, future in waiting:
             loop.call_soon_threadsafe(_resolve, future)
 
+    def waited(self) -> list[int]:
+        """The jobs that requests of this process wait for now."""
+        with self._lock:
+            return list(self._waiting)
+
     async def wait(self, job_id: int, timeout: float) -> StagingJob:
         """The job once it is final, or as it is when ``timeout`` runs out."""
         loop = asyncio.get_running_loop()
@@ -33,6 +44,7 @@ class JobWaiters:
             future: asyncio.Future[None] = loop.create_future()
             with self._lock:
                 self._waiting.setdefault(job_id, []).append((loop, future))
+            self.waiting_started()
             job = await run_in_threadpool(self.jobs.get, job_id)
             assert job is not None
             remaining = deadline - loop.time()

@@ -51,7 +51,9 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
-        self.is_sqlite = self.engine.dialect.name == "sqlite"
+        self.dialect = self.engine.dialect.name  # "sqlite", "mysql" (MariaDB too) or "postgresql"
+        self.is_sqlite = self.dialect == "sqlite"
+        self.notifies = self.dialect == "postgresql"  # LISTEN/NOTIFY carries wake-ups across processes
         # SQLite has one writer at a time. Threads of this process take turns here rather than in
         # SQLite's busy handler, which sleeps in steps of up to 100 ms when a lock is taken.
         self._sqlite_turn: AbstractContextManager[Any] = threading.Lock() if self.is_sqlite else nullcontext()
@@ -61,6 +63,12 @@ class Database:
         """A connection in a transaction that commits on success and rolls back on error."""
         with self._sqlite_turn, self.engine.begin() as connection:
             yield connection
+
+    def announce(self, connection: Connection, channel: str, payload: str = "") -> None:
+        """Notify the listening processes of ``channel`` when ``connection``'s transaction commits
+        (PostgreSQL's NOTIFY; elsewhere nothing: other processes poll, see ``wakeups``)."""
+        if self.notifies:
+            connection.execute(text("SELECT pg_notify(:channel, :payload)"), {"channel": channel, "payload": payload})
 
     def ping(self) -> None:
         with self.engine.connect() as connection:

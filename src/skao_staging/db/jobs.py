@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Row, Table, and_, case, delete, func, insert,
 from sqlalchemy.exc import IntegrityError
 
 from .engine import Database
-from .models import JobStatus, StagingAttempt, StagingJob, StagingLeader, StagingOutput, StagingRequest
+from .models import FINAL_STATUSES, JobStatus, StagingAttempt, StagingJob, StagingLeader, StagingOutput, StagingRequest
 
 DOWNLOAD_METHOD = "direct_download"
 jobs_table: Table = StagingJob.__table__  # type: ignore[assignment]
@@ -27,6 +27,8 @@ outputs_table: Table = StagingOutput.__table__  # type: ignore[assignment]
 leaders_table: Table = StagingLeader.__table__  # type: ignore[assignment]
 HARD_LINK_METHOD = "symlink_copy"  # holds no bytes of its own: a second name of the archive's file
 c = jobs_table.c
+QUEUED_CHANNEL = "staging_queued"  # payload: how many jobs became claimable
+ENDED_CHANNEL = "staging_ended"  # payload: the id of a job that reached a final state
 
 
 def utcnow() -> datetime:
@@ -111,6 +113,7 @@ class JobStore:
         with self.db.transaction() as connection:
             result = connection.execute(jobs_table.insert().values(**values))
             (job_id,) = result.inserted_primary_key or (None,)
+            self._announce_queued(connection, 1 if values.get("status") == JobStatus.QUEUED else 0)
         return StagingJob(id=job_id, **values)
 
     def create_many(self, rows: Sequence[dict[str, Any]]) -> list[StagingJob]:
@@ -122,6 +125,7 @@ class JobStore:
         values = [{key: row.get(key) for key in keys} for row in values]
         with self.db.transaction() as connection:
             connection.execute(jobs_table.insert(), values)
+            self._announce_queued(connection, sum(row.get("status") == JobStatus.QUEUED for row in values))
             request_id = values[0]["request_id"]
             found = connection.execute(
                 select(jobs_table).where(c.request_id == request_id).order_by(c.item_index)
@@ -311,7 +315,9 @@ class JobStore:
             .values(status=JobStatus.QUEUED, worker_id=None, heartbeat_at=None, attempts=c.attempts - 1)
         )
         with self.db.transaction() as connection:
-            return _count(connection, statement) == 1
+            released = _count(connection, statement)
+            self._announce_queued(connection, released)
+            return released == 1
 
     def release_orphans(self, worker_id: str, running_here: list[int], claimed_before: datetime) -> int:
         """Release claims of ``worker_id`` that it is not running (a follow-up of the claim failed).
@@ -448,6 +454,7 @@ class JobStore:
             self._insert_attempt(connection, job_id, attempt, fields)
             if outputs:
                 connection.execute(insert(outputs_table), [{"job_id": job_id, **row} for row in outputs])
+            self._announce_ended(connection, [job_id])
         return True
 
     def requeue(
@@ -477,6 +484,7 @@ class JobStore:
                 outcome = "handed_back" if refund else "retry"
                 fields = {"error_code": error_code, "error_reason": error_reason}
                 self._record_attempt(connection, job_id, worker_id, outcome, fields, now)
+                self._announce_queued(connection, 1 if delay <= 0 else 0)
         return requeued
 
     @classmethod
@@ -520,6 +528,8 @@ class JobStore:
             tried = connection.scalars(
                 select(c.id).where(c.id.in_(job_ids), c.status == JobStatus.QUEUED, c.attempts > 0).with_for_update()
             ).all()
+            if self.db.notifies:  # which of them end here, for the processes waiting on them
+                self._announce_ended(connection, self._not_running(connection, job_ids))
             connection.execute(
                 update(jobs_table)
                 .where(c.id.in_(job_ids), c.status.in_((JobStatus.QUEUED, JobStatus.WAITING)))
@@ -556,7 +566,9 @@ class JobStore:
             .values(status=JobStatus.QUEUED, updated_at=utcnow())
         )
         with self.db.transaction() as connection:
-            return _count(connection, statement)
+            queued = _count(connection, statement)
+            self._announce_queued(connection, queued)
+            return queued
 
     def fail_waiting(self, job_ids: Sequence[int], error_code: str, error_reason: str) -> int:
         """End waiting jobs whose replica will not come (their rule is stuck, or they waited too long)."""
@@ -575,6 +587,9 @@ class JobStore:
             )
         )
         with self.db.transaction() as connection:
+            if self.db.notifies:
+                waiting = select(c.id).where(c.id.in_(job_ids), c.status == JobStatus.WAITING).with_for_update()
+                self._announce_ended(connection, list(connection.scalars(waiting)))
             return _count(connection, statement)
 
     def retry(self, job_id: int) -> bool:
@@ -596,7 +611,9 @@ class JobStore:
             )
         )
         with self.db.transaction() as connection:
-            return _count(connection, statement) == 1
+            queued = _count(connection, statement)
+            self._announce_queued(connection, queued)
+            return queued == 1
 
     # -- lifetimes and releases -----------------------------------------------------------------
 
@@ -760,7 +777,38 @@ class JobStore:
                     (result.failed if give_up else result.requeued).append(job_id)
                     fields = {"error_code": "interrupted", "error_reason": reason}
                     self._record_attempt(connection, job_id, worker_id, "interrupted", fields, now)
+            self._announce_queued(connection, len(result.requeued))
+            self._announce_ended(connection, result.failed)
         return result
+
+    # -- telling other processes (see wakeups) -----------------------------------------------
+
+    def last_change(self) -> tuple[int | None, datetime | None]:
+        """The newest job and the time of the latest change to any job: both indexed, so cheap to poll."""
+        with self.db.transaction() as connection:
+            row = connection.execute(select(func.max(c.id), func.max(c.updated_at))).one()
+            return row[0], row[1]
+
+    def ended_among(self, job_ids: Sequence[int]) -> list[int]:
+        """Those of ``job_ids`` that reached a final state."""
+        if not job_ids:
+            return []
+        query = select(c.id).where(c.id.in_(job_ids), c.status.in_(FINAL_STATUSES))
+        with self.db.transaction() as connection:
+            return list(connection.scalars(query))
+
+    def _announce_queued(self, connection: Connection, count: int) -> None:
+        if count:
+            self.db.announce(connection, QUEUED_CHANNEL, str(count))
+
+    def _announce_ended(self, connection: Connection, job_ids: Sequence[int]) -> None:
+        for job_id in job_ids:
+            self.db.announce(connection, ENDED_CHANNEL, str(job_id))
+
+    @staticmethod
+    def _not_running(connection: Connection, job_ids: Sequence[int]) -> list[int]:
+        query = select(c.id).where(c.id.in_(job_ids), c.status.in_((JobStatus.QUEUED, JobStatus.WAITING)))
+        return list(connection.scalars(query.with_for_update()))
 
 
 def _count(connection: Connection, statement: Any) -> int:
