@@ -56,7 +56,8 @@ class Service:
             json={"local_path_on_storage": source, "relative_path": relative},
             timeout=600,
         )
-        response.raise_for_status()
+        if response.is_error:
+            raise RuntimeError(f"{response.status_code} {response.text}")
         body: dict[str, object] = response.json()
         return body
 

@@ -258,14 +258,15 @@ def first(calls: list[str], start: int, *fragments: str) -> int:
 
 def test_a_copy_is_flushed_before_it_is_published(cluster_factory: Callable[..., Cluster], tmp_path: Path) -> None:
     """The worker, traced by strace: a file's data is flushed before it is linked into place, and the
-    folder's entry right after; a folder's files and folders are flushed before it is renamed into place."""
+    folder's entry right after; a folder's files and folders are flushed (one ``syncfs`` of the
+    filesystem, after its last file was written) before it is renamed into place."""
     strace = shutil.which("strace")
     assert strace, "scripts/test installs strace"
     cluster = cluster_factory()
     api = cluster.start_api()
     worker = cluster.start_worker(concurrency=1)
     trace = tmp_path / "worker.strace"
-    calls_traced = "trace=fsync,fdatasync,link,linkat,rename,renameat,renameat2"
+    calls_traced = "trace=fsync,fdatasync,syncfs,openat,link,linkat,rename,renameat,renameat2"
     tracer = subprocess.Popen([strace, "-f", "-y", "-qq", "-e", calls_traced, "-o", str(trace), "-p", str(worker.pid)])
     try:
         assert wait_until(lambda: traced_by(worker.pid, tracer.pid)), "strace did not attach"
@@ -281,12 +282,9 @@ def test_a_copy_is_flushed_before_it_is_published(cluster_factory: Callable[...,
     first(calls, linked, "fsync(", f"<{area}>)")
 
     folder = f"{area}/.skao-staging-{jobs[1]}-1.part"
-    flushed_file = first(calls, 0, "fsync(", f"{folder}/sub/two.bin>")
-    flushed_dirs = [
-        first(calls, flushed_file, "fsync(", f"<{inner}>)") for inner in (f"{folder}/sub", f"{folder}/empty", folder)
-    ]
-    renamed = first(calls, flushed_file, "rename", '"tree"')
-    assert max(flushed_dirs) < renamed
+    created = first(calls, 0, "openat(", f"<{folder}/sub>", '"two.bin"', "O_CREAT")
+    flushed_tree = first(calls, created, "syncfs(", f"<{folder}>)")  # the whole tree at once, after its files
+    renamed = first(calls, flushed_tree, "rename", '"tree"')
     first(calls, renamed, "fsync(", f"<{area}>)")
 
 

@@ -8,6 +8,7 @@ temporary name in the destination folder and is published with ``link()`` (files
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import shutil
@@ -102,6 +103,20 @@ def sync_path(path: str | os.PathLike[str]) -> None:
         os.close(fd)
 
 
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def sync_filesystem(fd: int) -> None:
+    """Flush every written file and folder of the filesystem holding ``fd`` (``syncfs``), in one call.
+
+    A tree of thousands of small files is flushed this way instead of file by file: one journal
+    commit instead of one per file, as ``sync -f`` does. Write-back errors are reported (Linux 5.8+).
+    """
+    if _libc.syncfs(fd) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code))
+
+
 def _destination_error(parent_fd: int, name: str, exc: OSError) -> Exception:
     """Explain why a folder of the destination path could not be opened."""
     try:
@@ -131,11 +146,6 @@ class DirCache:
             self._stack.callback(os.close, fd)
             self._fds[parts] = fd
         return self._fds[parts]
-
-    def sync(self) -> None:
-        """Flush the entries of every folder opened through this cache to disk."""
-        for fd in self._fds.values():
-            os.fsync(fd)
 
 
 def list_tree(dir_fd: int, prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], str]]:

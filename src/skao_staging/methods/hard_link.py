@@ -66,6 +66,8 @@ class HardLink(LocalMethod):
             )
 
     def read_only(self, ctx: TransferContext, outcome: Outcome) -> tuple[bool | None, str | None]:
+        if ctx.settings.hardlink_writable_source == "refuse":
+            return True, None  # check_plan refused any file the owner could write
         return not any(writable_by(entry.real, ctx.owner) for entry in ctx.plan.files), None
 
     def compare_file(self, source: PlannedFile, dir_fd: int, name: str) -> FileChecksum | None:

@@ -27,6 +27,7 @@ from ..fsops import (
     publish_file,
     remove_empty_dir,
     remove_entry,
+    sync_filesystem,
     temp_name,
     unlink_if_same,
 )
@@ -192,15 +193,14 @@ class LocalMethod(PublishingMethod[int]):
                 dir_fd = dirs.fd(entry.parts[:-1])
                 if entry.is_dir:
                     make_dir(dir_fd, entry.parts[-1], owner=ctx.owner)
-                    dirs.fd(entry.parts)  # opened now, so that it is flushed below
                     continue
                 adler = self.place_file(entry, dir_fd, entry.parts[-1], ctx, progress_of_file)
                 done[0] += entry.size
                 placed = os.stat(entry.parts[-1], dir_fd=dir_fd, follow_symlinks=False)
                 checksums.append(FileChecksum(entry, adler, file_identity(placed)))
             os.fchmod(top_fd, DIR_MODE)
-            if durable:
-                dirs.sync()
+            if durable:  # the files were not flushed one by one (see LocalCopy.place_file)
+                sync_filesystem(top_fd)
         ctx.confirm_held()
         publish_dir(target, temp, name, durable=durable)
         return checksums

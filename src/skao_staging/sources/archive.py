@@ -37,9 +37,11 @@ def walk_folder(top: Path, roots: StorageRoots) -> list[PlannedFile]:
         with os.scandir(folder) as listing:
             children = sorted(listing, key=lambda entry: entry.name)
         for child in children:
-            real = Path(os.path.realpath(child.path)) if child.is_symlink() else Path(child.path)
-            if not roots.contains(real):
-                raise StagingError("source_outside_storage", "a symlink in the source folder leads outside storage")
+            real = Path(child.path)  # inside storage: the real path of a folder inside storage, and a name
+            if child.is_symlink():
+                real = Path(os.path.realpath(child.path))
+                if not roots.contains(real):
+                    raise StagingError("source_outside_storage", "a symlink in the source folder leads outside storage")
             child_stat = os.stat(real)
             parts = (*prefix, child.name)
             if stat.S_ISDIR(child_stat.st_mode):
