@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Row, Table, and_, case, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Row, Select, Table, and_, bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.dml import ReturningUpdate
 
 from .engine import Database
 from .models import FINAL_STATUSES, JobStatus, StagingAttempt, StagingJob, StagingLeader, StagingOutput, StagingRequest
@@ -29,6 +30,36 @@ HARD_LINK_METHOD = "symlink_copy"  # holds no bytes of its own: a second name of
 c = jobs_table.c
 QUEUED_CHANNEL = "staging_queued"  # payload: how many jobs became claimable
 ENDED_CHANNEL = "staging_ended"  # payload: the id of a job that reached a final state
+
+# The statements of a job's hot path, built once. Building and cache-keying a statement costs more
+# than running it on SQLite (~100 us against ~70 us for a read by id); their parameters start with
+# b_ so that they never clash with column names (an UPDATE without .values() sets the other keys).
+_HELD = (c.id == bindparam("b_id"), c.status == JobStatus.RUNNING, c.worker_id == bindparam("b_worker"))
+_READ_BY_ID = select(jobs_table).where(c.id == bindparam("b_id"))
+_CLAIM_SET = {
+    "status": JobStatus.RUNNING,
+    "worker_id": bindparam("b_worker"),
+    "attempts": c.attempts + 1,
+    "started_at": bindparam("b_now"),
+    "heartbeat_at": bindparam("b_now"),
+    "updated_at": bindparam("b_now"),
+    "next_attempt_at": None,
+}
+_READY = (c.status == JobStatus.QUEUED, or_(c.next_attempt_at.is_(None), c.next_attempt_at <= bindparam("b_now")))
+_OLDEST_READY = select(c.id).where(*_READY).order_by(c.id).limit(1)
+_OLDEST_READY_LOCKED = _OLDEST_READY.with_for_update(skip_locked=True)
+_CLAIM_OLDEST_SQLITE = (
+    update(jobs_table)
+    .where(c.id == _OLDEST_READY.scalar_subquery())
+    .values(**_CLAIM_SET)
+    .returning(*jobs_table.columns)
+)
+_CLAIM_QUEUED = update(jobs_table).where(c.id == bindparam("b_id"), c.status == JobStatus.QUEUED).values(**_CLAIM_SET)
+_LOCK_HELD = select(c.attempts, c.started_at, c.lifetime_seconds).where(*_HELD).with_for_update()
+_UPDATE_HELD = update(jobs_table).where(*_HELD)  # SET: the other keys of the parameters
+_INSERT_ATTEMPT = insert(attempts_table)
+_CANCEL_ASKED = select(c.cancel_requested).where(c.id == bindparam("b_id"))
+_HOLDS = select(c.id).where(*_HELD, c.attempts == bindparam("b_attempt"))
 
 
 def utcnow() -> datetime:
@@ -54,8 +85,20 @@ class _Attempt(NamedTuple):
     finished_at: datetime
 
 
+def _oldest_ready(busy: list[str]) -> Select[tuple[int]]:
+    """The oldest job that may run now, of a user not in ``busy``."""
+    return _OLDEST_READY.where(c.username.not_in(busy)) if busy else _OLDEST_READY
+
+
+def _claim_oldest_sqlite(busy: list[str]) -> ReturningUpdate[Any]:
+    if not busy:
+        return _CLAIM_OLDEST_SQLITE
+    oldest = _oldest_ready(busy).scalar_subquery()
+    return update(jobs_table).where(c.id == oldest).values(**_CLAIM_SET).returning(*jobs_table.columns)
+
+
 def _read(connection: Connection, job_id: int) -> StagingJob | None:
-    row = connection.execute(select(jobs_table).where(c.id == job_id)).first()
+    row = connection.execute(_READ_BY_ID, {"b_id": job_id}).first()
     return None if row is None else _job(row)
 
 
@@ -245,19 +288,6 @@ class JobStore:
     # -- claiming -------------------------------------------------------------------------------
 
     @staticmethod
-    def _claim_values(worker_id: str) -> dict[str, Any]:
-        now = utcnow()
-        return {
-            "status": JobStatus.RUNNING,
-            "worker_id": worker_id,
-            "attempts": c.attempts + 1,
-            "started_at": now,
-            "heartbeat_at": now,
-            "updated_at": now,
-            "next_attempt_at": None,
-        }
-
-    @staticmethod
     def _busy_users(connection: Connection, max_running_per_user: int) -> list[str]:
         if not max_running_per_user:
             return []
@@ -276,34 +306,27 @@ class JobStore:
         request does not starve the others. (Two claimers at once can overshoot that limit by
         one on MySQL/MariaDB; the service hands such a claim straight back.)
         """
-        claim = self._claim_values(worker_id)
+        claim = {"b_worker": worker_id, "b_now": utcnow()}
         with self.db.transaction() as connection:
             busy = self._busy_users(connection, max_running_per_user)
-            ready = [c.status == JobStatus.QUEUED, or_(c.next_attempt_at.is_(None), c.next_attempt_at <= utcnow())]
-            if busy:
-                ready.append(c.username.not_in(busy))
-            oldest = select(c.id).where(*ready).order_by(c.id).limit(1)
             if self.db.is_sqlite:  # one statement; the database's single writer makes it atomic
-                statement = update(jobs_table).where(c.id == oldest.scalar_subquery()).values(**claim)
-                row = connection.execute(statement.returning(*jobs_table.columns)).first()
+                row = connection.execute(_claim_oldest_sqlite(busy), claim).first()
                 return None if row is None else _job(row)
-            job_id = connection.scalar(oldest.with_for_update(skip_locked=True))
+            locked = _oldest_ready(busy).with_for_update(skip_locked=True) if busy else _OLDEST_READY_LOCKED
+            job_id = connection.scalar(locked, claim)
             if job_id is None:
                 return None
-            statement = update(jobs_table).where(c.id == job_id, c.status == JobStatus.QUEUED).values(**claim)
-            if connection.execute(statement).rowcount != 1:
+            if connection.execute(_CLAIM_QUEUED, {**claim, "b_id": job_id}).rowcount != 1:
                 return None
             return _read(connection, job_id)
 
     def claim(self, job_id: int, worker_id: str) -> StagingJob | None:
         """Take one given job if it is still queued (a direct hand-off to an idle worker slot)."""
-        statement = (
-            update(jobs_table)
-            .where(c.id == job_id, c.status == JobStatus.QUEUED)
-            .values(**self._claim_values(worker_id))
-        )
         with self.db.transaction() as connection:
-            if connection.execute(statement).rowcount != 1:
+            if (
+                connection.execute(_CLAIM_QUEUED, {"b_id": job_id, "b_worker": worker_id, "b_now": utcnow()}).rowcount
+                != 1
+            ):
                 return None
             return _read(connection, job_id)
 
@@ -390,21 +413,16 @@ class JobStore:
     def report_progress(self, job_id: int, worker_id: str, bytes_done: int, bytes_total: int) -> bool:
         """Record progress and renew the lease; True when a cancellation was asked for."""
         now = utcnow()
+        values = {"bytes_done": bytes_done, "bytes_total": bytes_total, "heartbeat_at": now, "updated_at": now}
         with self.db.transaction() as connection:
-            connection.execute(
-                update(jobs_table)
-                .where(c.id == job_id, c.worker_id == worker_id, c.status == JobStatus.RUNNING)
-                .values(bytes_done=bytes_done, bytes_total=bytes_total, heartbeat_at=now, updated_at=now)
-            )
-            return bool(connection.scalar(select(c.cancel_requested).where(c.id == job_id)))
+            connection.execute(_UPDATE_HELD, {"b_id": job_id, "b_worker": worker_id, **values})
+            return bool(connection.scalar(_CANCEL_ASKED, {"b_id": job_id}))
 
     def holds(self, job_id: int, worker_id: str, attempt: int) -> bool:
         """Whether ``worker_id`` still runs attempt number ``attempt`` of the job (the fence before publishing)."""
-        query = select(c.id).where(
-            c.id == job_id, c.worker_id == worker_id, c.attempts == attempt, c.status == JobStatus.RUNNING
-        )
         with self.db.transaction() as connection:
-            return connection.scalar(query) is not None
+            held = {"b_id": job_id, "b_worker": worker_id, "b_attempt": attempt}
+            return connection.scalar(_HOLDS, held) is not None
 
     def heartbeat(self, job_ids: list[int], worker_id: str) -> None:
         if not job_ids:
@@ -433,23 +451,18 @@ class JobStore:
         changed while the job ran counts).
         """
         now = utcnow()
-        held = (c.id == job_id, c.status == JobStatus.RUNNING, c.worker_id == worker_id)
+        held = {"b_id": job_id, "b_worker": worker_id}
         with self.db.transaction() as connection:
             # The row stays locked until the end is written (SQLite: the write lock taken at BEGIN),
             # so a lifetime changed meanwhile either counts here or waits and counts after.
-            job = connection.execute(
-                select(c.attempts, c.started_at, c.lifetime_seconds).where(*held).with_for_update()
-            ).first()
+            job = connection.execute(_LOCK_HELD, held).first()
             if job is None:
                 return False
             values = dict(fields)
             if expires:
                 values["expires_at"] = now + timedelta(seconds=job.lifetime_seconds) if job.lifetime_seconds else None
-            connection.execute(
-                update(jobs_table)
-                .where(*held)
-                .values(status=status, finished_at=now, updated_at=now, heartbeat_at=None, **values)
-            )
+            ended = {"status": status, "finished_at": now, "updated_at": now, "heartbeat_at": None}
+            connection.execute(_UPDATE_HELD, {**held, **ended, **values})
             attempt = _Attempt(job.attempts, job.started_at, worker_id, status.value, now)
             self._insert_attempt(connection, job_id, attempt, fields)
             if outputs:
@@ -504,16 +517,17 @@ class JobStore:
     @staticmethod
     def _insert_attempt(connection: Connection, job_id: int, attempt: _Attempt, fields: dict[str, Any]) -> None:
         connection.execute(
-            insert(attempts_table).values(
-                job_id=job_id,
-                attempt=attempt.number,
-                worker_id=attempt.worker_id,
-                outcome=attempt.outcome,
-                error_code=fields.get("error_code"),
-                error_reason=fields.get("error_reason"),
-                started_at=attempt.started_at,
-                finished_at=attempt.finished_at,
-            )
+            _INSERT_ATTEMPT,
+            {
+                "job_id": job_id,
+                "attempt": attempt.number,
+                "worker_id": attempt.worker_id,
+                "outcome": attempt.outcome,
+                "error_code": fields.get("error_code"),
+                "error_reason": fields.get("error_reason"),
+                "started_at": attempt.started_at,
+                "finished_at": attempt.finished_at,
+            },
         )
 
     # -- cancelling and retrying ----------------------------------------------------------------
