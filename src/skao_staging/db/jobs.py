@@ -57,7 +57,8 @@ _CLAIM_OLDEST_SQLITE = (
 _CLAIM_QUEUED = update(jobs_table).where(c.id == bindparam("b_id"), c.status == JobStatus.QUEUED).values(**_CLAIM_SET)
 _LOCK_HELD = select(c.attempts, c.started_at, c.lifetime_seconds).where(*_HELD).with_for_update()
 _UPDATE_HELD = update(jobs_table).where(*_HELD)  # SET: the other keys of the parameters
-_INSERT_ATTEMPT = insert(attempts_table)
+_INSERT_ATTEMPT = insert(attempts_table)  # the columns: the keys of the parameters
+_INSERT_JOB = insert(jobs_table)
 _CANCEL_ASKED = select(c.cancel_requested).where(c.id == bindparam("b_id"))
 _HOLDS = select(c.id).where(*_HELD, c.attempts == bindparam("b_attempt"))
 
@@ -154,7 +155,7 @@ class JobStore:
     def create(self, **fields: Any) -> StagingJob:
         values = self._new_values(fields)
         with self.db.transaction() as connection:
-            result = connection.execute(jobs_table.insert().values(**values))
+            result = connection.execute(_INSERT_JOB, values)
             (job_id,) = result.inserted_primary_key or (None,)
             self._announce_queued(connection, 1 if values.get("status") == JobStatus.QUEUED else 0)
         return StagingJob(id=job_id, **values)
