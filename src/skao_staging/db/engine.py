@@ -10,6 +10,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 
+READ_ONLY = "skao_read_only"  # execution option of ``Database.reading`` connections
+
 
 def _sqlite_engine(url: str) -> Engine:
     database = make_url(url).database
@@ -28,6 +30,9 @@ def _sqlite_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
+        if connection.get_execution_options().get(READ_ONLY):
+            connection.exec_driver_sql("BEGIN")  # a reader: in WAL mode it never waits for the writer
+            return
         # Take the write lock at BEGIN: a deferred transaction that later writes can fail with
         # SQLITE_BUSY at once, without waiting, when another writer committed in between.
         connection.exec_driver_sql("BEGIN IMMEDIATE")
@@ -63,6 +68,16 @@ class Database:
         """A connection in a transaction that commits on success and rolls back on error."""
         with self._sqlite_turn, self.engine.begin() as connection:
             yield connection
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A connection in a transaction that only reads. On SQLite it neither takes the write lock
+        nor waits for this process's writers: a GET never holds up a worker (WAL readers run beside
+        the writer)."""
+        with self.engine.connect() as connection:
+            connection.execution_options(**{READ_ONLY: True})
+            with connection.begin():
+                yield connection
 
     def announce(self, connection: Connection, channel: str, payload: str = "") -> None:
         """Notify the listening processes of ``channel`` when ``connection``'s transaction commits
