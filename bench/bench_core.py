@@ -5,7 +5,8 @@
 1. local_copy of a large file through the API (verification on, flushed to disk: STAGING_FSYNC=true)
    against ``cp`` followed by ``sync`` of the same file; and with STAGING_FSYNC=false against ``cp``.
 2. Latency of a cheap GET (one job read from the database) alone, and while two large copies run.
-3. Hard-link stagings per second through the seed endpoint (SQLite, embedded worker).
+3. Hard-link stagings per second through the seed endpoint (SQLite, embedded worker), and of one
+   bulk request of ``--bulk`` items against a raw ``os.link`` loop over the same files.
 Prints a Markdown table.
 """
 
@@ -153,6 +154,35 @@ def bench_links(service: Service, base: Path, count: int, concurrency: int) -> f
     return count / elapsed
 
 
+def bench_bulk(service: Service, base: Path, count: int) -> tuple[float, float]:
+    """Hard-link jobs per second of one bulk POST /api/v1/jobs of ``count`` items (from the POST to the
+    request's end), and of a raw ``os.link`` loop over the same files (the baseline)."""
+    sources = [base / "storage" / "bulk" / f"f{index}" for index in range(count)]
+    sources[0].parent.mkdir(parents=True, exist_ok=True)
+    for path in sources:
+        path.write_bytes(b"x")
+        path.chmod(0o444)
+    items = [
+        {"method": "symlink_copy", "local_path_on_storage": f"bulk/f{index}", "relative_path": f"bulk/f{index}"}
+        for index in range(count)
+    ]
+    with httpx.Client(base_url=service.url, timeout=600) as client:
+        started = time.perf_counter()
+        response = client.post("/api/v1/jobs", json={"username": "bulk", "items": items})
+        assert response.status_code == 202, response.text
+        request_id = response.json()["request_id"]
+        while (state := client.get(f"/api/v1/requests/{request_id}").json())["state"] == "active":
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - started
+    assert state["state"] == "succeeded", state
+    raw = base / "raw-links"
+    raw.mkdir()
+    started = time.perf_counter()
+    for index, path in enumerate(sources):
+        os.link(path, raw / f"f{index}")
+    return count / elapsed, count / (time.perf_counter() - started)
+
+
 def bench_get_rate(service: Service, path: str, count: int, concurrency: int) -> float:
     """Requests per second of a GET with the same clients: the framework's ceiling on this machine."""
     clients = [httpx.Client() for _ in range(concurrency)]
@@ -172,6 +202,7 @@ def main() -> None:
     parser.add_argument("--gets", type=int, default=400)
     parser.add_argument("--links", type=int, default=400)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--bulk", type=int, default=10_000)
     args = parser.parse_args()
 
     base = Path(tempfile.mkdtemp(prefix="skao-bench-"))
@@ -189,6 +220,7 @@ def main() -> None:
         with_fsync = bench_copy(service, base, args.runs)
         quiet, busy = bench_latency_under_copies(service, base, args.gets)
         links_per_second = bench_links(service, base, args.links, args.concurrency)
+        bulk_rate, raw_link_rate = bench_bulk(service, base, args.bulk)
         health_rate = bench_get_rate(service, "/healthz", 2 * args.links, args.concurrency)
         job_read_rate = bench_get_rate(service, "/api/v1/jobs/1", 2 * args.links, args.concurrency)
     finally:
@@ -219,6 +251,10 @@ def main() -> None:
         f"| {links_per_second:.0f}/s | {health_rate:.0f}/s GET /healthz | {links_per_second / health_rate:.2f} |"
     )
     print(f"| same clients, GET /api/v1/jobs/{{id}} (one row read) | {job_read_rate:.0f}/s | | |")
+    print(
+        f"| symlink_copy jobs/s, one POST /api/v1/jobs of {args.bulk} items to the request's end (SQLite) "
+        f"| {bulk_rate:.0f}/s | {raw_link_rate:.0f}/s raw `os.link` loop | {bulk_rate / raw_link_rate:.3f} |"
+    )
 
 
 if __name__ == "__main__":

@@ -163,8 +163,8 @@ class Executor:
         with self.active.claiming():
             job = self.jobs.claim_next(self.process_id, self.settings.max_running_per_user)
             self._count_as_running(job)
-        # On SQLite the claim is exact (one writer); elsewhere concurrent claimers can overshoot.
-        return self._hold(job, check_limit=not self.jobs.db.is_sqlite)
+        # Exact on every database: claims under a limit take turns (JobStore.claim_next).
+        return self._hold(job, check_limit=False)
 
     def claim(self, job_id: int) -> StagingJob | None:
         """A given queued job for this process (a direct hand-off), within the per-user limit."""

@@ -60,6 +60,10 @@ _UPDATE_HELD = update(jobs_table).where(*_HELD)  # SET: the other keys of the pa
 _INSERT_ATTEMPT = insert(attempts_table)  # the columns: the keys of the parameters
 _INSERT_JOB = insert(jobs_table)
 _CANCEL_ASKED = select(c.cancel_requested).where(c.id == bindparam("b_id"))
+# Two claimers at once under a per-user limit would both see a user below it and both claim (MariaDB,
+# PostgreSQL: READ COMMITTED); locking one row of staging_leaders first makes them take turns.
+CLAIMS_LOCK_TASK = "claims"
+_CLAIMS_LOCK = select(leaders_table.c.task).where(leaders_table.c.task == CLAIMS_LOCK_TASK).with_for_update()
 _HOLDS = select(c.id).where(*_HELD, c.attempts == bindparam("b_attempt"))
 
 
@@ -149,6 +153,7 @@ class Expired:
 class JobStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._claims_lock_made = False
 
     # -- creating and reading -----------------------------------------------------------------
 
@@ -183,7 +188,7 @@ class JobStore:
         return {**defaults, **fields}
 
     def get(self, job_id: int) -> StagingJob | None:
-        with self.db.transaction() as connection:
+        with self.db.reading() as connection:
             return _read(connection, job_id)
 
     def find(
@@ -202,13 +207,13 @@ class JobStore:
                 query = query.where(c[column] == value)
         if method is not None:
             query = query.where(c.method == method)
-        with self.db.transaction() as connection:
+        with self.db.reading() as connection:
             total = connection.scalar(select(func.count()).select_from(query.subquery())) or 0
             rows = connection.execute(query.order_by(c.id.desc()).limit(limit).offset(offset)).all()
         return [_job(row) for row in rows], total
 
     def jobs_of_request(self, request_id: str) -> list[StagingJob]:
-        with self.db.transaction() as connection:
+        with self.db.reading() as connection:
             rows = connection.execute(select(jobs_table).where(c.request_id == request_id).order_by(c.id)).all()
         return [_job(row) for row in rows]
 
@@ -223,7 +228,7 @@ class JobStore:
             .where(c.request_id == request_id)
             .group_by(c.status)
         )
-        with self.db.transaction() as connection:
+        with self.db.reading() as connection:
             rows = connection.execute(query).all()
             dids = connection.scalar(select(requests_table.c.dids).where(requests_table.c.id == request_id))
         if not rows:
@@ -237,7 +242,7 @@ class JobStore:
         )
 
     def attempts_of(self, job_id: int) -> list[dict[str, Any]]:
-        with self.db.transaction() as connection:
+        with self.db.reading() as connection:
             rows = connection.execute(
                 select(attempts_table).where(attempts_table.c.job_id == job_id).order_by(attempts_table.c.id)
             ).all()
@@ -251,13 +256,13 @@ class JobStore:
         """
         after = or_(c.updated_at > since, and_(c.updated_at == since, c.id > after_id))
         query = select(jobs_table).where(after).order_by(c.updated_at, c.id).limit(limit)
-        with self.db.transaction() as connection:
+        with self.db.reading() as connection:
             rows = connection.execute(query).all()
         return [_job(row) for row in rows]
 
     def counts_by_state(self) -> list[tuple[str, str | None, int]]:
         query = select(c.status, c.method, func.count()).group_by(c.status, c.method)
-        with self.db.transaction() as connection:
+        with self.db.reading() as connection:
             return [(status, method, int(count)) for status, method, count in connection.execute(query).all()]
 
     # -- requests and idempotency ---------------------------------------------------------------
@@ -304,11 +309,15 @@ class JobStore:
         """Take the oldest job that may run now for ``worker_id``, or None when there is none.
 
         Jobs of users already running ``max_running_per_user`` jobs wait, so one user's large
-        request does not starve the others. (Two claimers at once can overshoot that limit by
-        one on MySQL/MariaDB; the service hands such a claim straight back.)
+        request does not starve the others. Under a limit, claims take turns (SQLite: its single
+        writer; elsewhere a locked row), so two claimers never overshoot it together.
         """
         claim = {"b_worker": worker_id, "b_now": utcnow()}
+        if max_running_per_user and not self.db.is_sqlite:
+            self._ensure_claims_lock()
         with self.db.transaction() as connection:
+            if max_running_per_user and not self.db.is_sqlite:
+                connection.execute(_CLAIMS_LOCK)  # claims take turns: each sees who is busy after the last
             busy = self._busy_users(connection, max_running_per_user)
             if self.db.is_sqlite:  # one statement; the database's single writer makes it atomic
                 row = connection.execute(_claim_oldest_sqlite(busy), claim).first()
@@ -320,6 +329,20 @@ class JobStore:
             if connection.execute(_CLAIM_QUEUED, {**claim, "b_id": job_id}).rowcount != 1:
                 return None
             return _read(connection, job_id)
+
+    def _ensure_claims_lock(self) -> None:
+        """The row that claims under a per-user limit lock in turn (made once, by the first claimer)."""
+        if self._claims_lock_made:
+            return
+        try:
+            with self.db.transaction() as connection:
+                if connection.execute(_CLAIMS_LOCK).first() is None:
+                    connection.execute(
+                        insert(leaders_table).values(task=CLAIMS_LOCK_TASK, holder="-", lease_until=utcnow())
+                    )
+        except IntegrityError:
+            pass  # another process made it meanwhile
+        self._claims_lock_made = True
 
     def claim(self, job_id: int, worker_id: str) -> StagingJob | None:
         """Take one given job if it is still queued (a direct hand-off to an idle worker slot)."""
@@ -362,7 +385,7 @@ class JobStore:
             return _count(connection, statement)
 
     def active_count(self, username: str | None) -> int:
-        with self.db.transaction() as connection:
+        with self.db.reading() as connection:
             return int(
                 connection.scalar(
                     select(func.count()).where(
@@ -374,7 +397,7 @@ class JobStore:
 
     def bytes_since(self, username: str | None, since: datetime) -> int:
         """Bytes of a user's jobs created since ``since`` that did not fail or get cancelled."""
-        with self.db.transaction() as connection:
+        with self.db.reading() as connection:
             return int(
                 connection.scalar(
                     select(func.coalesce(func.sum(c.bytes_total), 0)).where(
@@ -568,7 +591,7 @@ class JobStore:
     def waiting(self, limit: int) -> list[StagingJob]:
         """Jobs waiting for their replica, the longest waiting first."""
         query = select(jobs_table).where(c.status == JobStatus.WAITING).order_by(c.id).limit(limit)
-        with self.db.transaction() as connection:
+        with self.db.reading() as connection:
             return [_job(row) for row in connection.execute(query).all()]
 
     def stop_waiting(self, job_ids: Sequence[int]) -> int:
@@ -640,7 +663,7 @@ class JobStore:
             .order_by(c.expires_at, c.id)
             .limit(limit)
         )
-        with self.db.transaction() as connection:
+        with self.db.reading() as connection:
             return [_job(row) for row in connection.execute(query).all()]
 
     def outputs_of(self, job_id: int) -> list[tuple[str, str | None, int | None]]:
@@ -648,7 +671,7 @@ class JobStore:
         query = select(outputs_table.c.path, outputs_table.c.identity, outputs_table.c.size).where(
             outputs_table.c.job_id == job_id
         )
-        with self.db.transaction() as connection:
+        with self.db.reading() as connection:
             return [(path, identity, size) for path, identity, size in connection.execute(query).all()]
 
     def mark_released(self, job_id: int, reason: str, note: str | None) -> bool:
@@ -714,7 +737,7 @@ class JobStore:
         query = select(func.coalesce(func.sum(c.bytes_total), 0)).where(
             c.username == username, c.method.not_in((HARD_LINK_METHOD, DOWNLOAD_METHOD)), held
         )
-        with self.db.transaction() as connection:
+        with self.db.reading() as connection:
             return int(connection.scalar(query) or 0)
 
     def holdings(
@@ -733,7 +756,7 @@ class JobStore:
             .where(*conditions)
             .group_by(c.username, c.method)
         )
-        with self.db.transaction() as connection:
+        with self.db.reading() as connection:
             rows = connection.execute(query).all()
         return [
             Holding(user, str(method), int(size or 0), int(files or 0), int(jobs))
@@ -800,7 +823,7 @@ class JobStore:
 
     def last_change(self) -> tuple[int | None, datetime | None]:
         """The newest job and the time of the latest change to any job: both indexed, so cheap to poll."""
-        with self.db.transaction() as connection:
+        with self.db.reading() as connection:
             row = connection.execute(select(func.max(c.id), func.max(c.updated_at))).one()
             return row[0], row[1]
 
@@ -809,7 +832,7 @@ class JobStore:
         if not job_ids:
             return []
         query = select(c.id).where(c.id.in_(job_ids), c.status.in_(FINAL_STATUSES))
-        with self.db.transaction() as connection:
+        with self.db.reading() as connection:
             return list(connection.scalars(query))
 
     def _announce_queued(self, connection: Connection, count: int) -> None:
