@@ -246,3 +246,51 @@ def test_staged_data_expires_through_the_contents_api(hub: Hub, juser: str, tmp_
     left = {str(path.relative_to(home / "exp")) for path in (home / "exp").rglob("*")}
     assert {path for path in left if ".ipynb_checkpoints" not in path} == {"tree", "tree/c.bin"}  # the server's own
     assert edited.read_bytes() == b"the user's own c"
+
+
+def test_written_through_the_mounted_home_without_a_server(hub: Hub, juser: str, tmp_path: Path) -> None:
+    """STAGING_JUPYTER_WRITE_MOUNTED_HOMES: the hub is asked about the user, the data is copied into
+    the mounted home by the local engine (verified, read-only, the home's owner), no server starts,
+    and its release goes through the mount."""
+    home = hub.home(juser)
+    home.mkdir(parents=True)  # provisioned by the site (a volume), before the user's first server
+    os.chown(home, 4242, 4343)
+    server, live = live_service(
+        tmp_path,
+        jupyterhub_url=hub.url,
+        jupyterhub_api_token=hub.token,
+        jupyter_home_mounts=str(hub.homes / "{username}"),
+        jupyter_write_mounted_homes=True,
+    )
+    data = os.urandom(3 * 1024 * 1024 + 7)
+    live.write_source(f"{juser}/vis.bin", data)
+    files = {"ms/table.f0": b"t" * 5000, "ms/sub/table.f1": b"u" * 10}
+    for name, content in files.items():
+        live.write_source(f"{juser}/{name}", content)
+    with server:
+        response = live.stage("jupyter_copy", juser, f"{juser}/vis.bin", "data/vis.bin")
+        assert response.status_code == 200, response.text
+        job = response.json()
+        assert job["status"] == "succeeded" and job["checksum"] == adler(data) and job["read_only"] is True
+        staged = home / "data" / "vis.bin"
+        assert staged.read_bytes() == data
+        st = staged.stat()
+        assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (4242, 4343, 0o444)
+        assert (home / "data").stat().st_uid == 4242  # the folder made on the way too
+
+        folder = live.stage("jupyter_copy", juser, f"{juser}/ms", "data/ms")
+        assert folder.status_code == 200 and folder.json()["status"] == "succeeded", folder.text
+        wanted = {name.removeprefix("ms/"): content for name, content in files.items()}
+        assert tree_files(home / "data" / "ms") == wanted
+        again = live.stage("jupyter_copy", juser, f"{juser}/vis.bin", "data/vis.bin")
+        assert again.json()["status"] == "skipped"
+        assert not hub.api("GET", f"/users/{juser}").json().get("servers")  # no server was needed
+        assert temporaries(home) == []
+
+        unknown = live.stage("jupyter_copy", "nobody-at-all", f"{juser}/vis.bin", "x.bin")
+        assert unknown.status_code == 404 and unknown.json()["code"] == "jupyter_user_unknown"
+        assert not (hub.homes / "nobody-at-all").exists()
+
+        released = httpx.delete(f"{live.url}/api/v1/jobs/{job['job_id']}/data", timeout=30)
+        assert released.status_code == 200, released.text
+        assert not staged.exists() and (home / "data" / "ms" / "table.f0").exists()

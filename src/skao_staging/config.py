@@ -137,6 +137,11 @@ class Settings(BaseSettings):
         description="Template ({username}) of where each user's Jupyter root is mounted in this service; "
         "when set, staged files are made read-only there.",
     )
+    jupyter_write_mounted_homes: bool = Field(
+        False,
+        description="jupyter_copy writes into the mounted Jupyter homes (STAGING_JUPYTER_HOME_MOUNTS) with the "
+        "local copy engine, at disk speed, instead of uploading through the Contents API.",
+    )
 
     auth_mode: Literal["none", "header", "oidc"] = Field(
         "none", description="none (development: the username parameter is trusted), header or oidc."

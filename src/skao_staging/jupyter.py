@@ -94,13 +94,18 @@ class JupyterHub:
                 f"JupyterHub could not {action} (HTTP {response.status_code}: {_hub_message(response)})",
             )
 
-    def ensure_server(self, name: str) -> JupyterContents:
-        """The user's running default server, started and awaited when it is not running."""
+    def known_user(self, name: str) -> dict[str, Any]:
+        """The hub's model of the user, who is created when the site allows it; else ``jupyter_user_unknown``."""
         user = self.user(name)
         if user is None:
             if not self.settings.jupyter_create_users:
                 raise StagingError("jupyter_user_unknown", f"JupyterHub has no user '{name}'")
             user = self.create_user(name)
+        return user
+
+    def ensure_server(self, name: str) -> JupyterContents:
+        """The user's running default server, started and awaited when it is not running."""
+        user = self.known_user(name)
         server = self._wait_until_settled(name, user)
         if not (server and server.get("ready")):
             server = self._start(name)

@@ -3,6 +3,12 @@
 Server status -> start and wait when down -> parent folders -> duplicate check (size and the
 server's sha256) -> chunked upload to a temporary name -> verify -> rename into place (PATCH, which
 refuses to replace) -> read-only where the user's home is mounted into this service.
+
+Where the homes are mounted and ``STAGING_JUPYTER_WRITE_MOUNTED_HOMES`` is on, the hub is asked
+about the user (unknown users are refused, or created where the site allows it) and the item is
+written into the mounted home by the local copy engine (``LocalCopy``: verified, flushed, published
+without replacing, read-only), owned by the home's owner: no server needs to run, and it goes at
+disk speed. Its release then goes through the mount too.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import os
 import stat
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote
 
@@ -23,7 +29,7 @@ from ..errors import DestinationAppeared, StagingError
 from ..fsops import READ_FLAGS, READ_ONLY_FILE_MODE, DirCache, chmod_read_only, list_tree, open_parent, temp_name
 from ..jupyter import JupyterContents, hub_session
 from ..logs import get_logger
-from ..paths import Destination, jupyter_home
+from ..paths import Destination, Owner, jupyter_home
 from ..sources import PlannedFile, SourcePlan
 from .base import (
     EndedJob,
@@ -35,7 +41,9 @@ from .base import (
     Released,
     ReleasePostponed,
     TransferContext,
+    TransferResult,
 )
+from .local_copy import LocalCopy
 
 log = get_logger("jupyter_copy")
 
@@ -79,6 +87,38 @@ class JupyterCopy(PublishingMethod[RemoteTarget]):
     name = "jupyter_copy"
     description = "Upload into your Jupyter server (started for you when it is stopped)."
     releasable = True
+    _through_mount = LocalCopy()  # the engine where the homes are mounted and written through
+
+    def stage(self, ctx: TransferContext) -> TransferResult:
+        if not ctx.settings.jupyter_write_mounted_homes:
+            return super().stage(ctx)
+        with hub_session(ctx.settings) as hub:
+            hub.known_user(ctx.username)
+        return self._through_mount.stage(self._mounted_context(ctx))
+
+    def _mounted(self, username: str, destination: Destination, settings: Settings) -> Destination:
+        assert settings.jupyter_home_mounts is not None  # availability_problem says so otherwise
+        return jupyter_home(settings.jupyter_home_mounts, username, self._remote_parts(destination, settings))
+
+    def _mounted_context(self, ctx: TransferContext) -> TransferContext:
+        """The job as a local copy into the user's mounted home, owned by the home's owner."""
+        destination = self._mounted(ctx.username, ctx.destination, ctx.settings)
+        try:
+            home = os.stat(destination.area)
+        except FileNotFoundError:
+            raise StagingError(
+                "destination_not_found", f"the Jupyter home of {ctx.username} is not there (never started?)"
+            ) from None
+        owner: Owner = ctx.owner or (home.st_uid, home.st_gid)
+        return replace(ctx, destination=destination, owner=owner)
+
+    @staticmethod
+    def _staged_through_mount(held: HeldData) -> bool:
+        """A release follows how the data was staged: the Contents API records sha256 identities."""
+        identities = [entry.identity for entry in held.entries if entry.identity is not None]
+        if identities:
+            return not identities[0].startswith("sha256:")
+        return held.settings.jupyter_write_mounted_homes
 
     def release(self, held: HeldData) -> Released:
         """Delete, through the Contents API, the files whose sha256 the server still reports as staged,
@@ -87,6 +127,11 @@ class JupyterCopy(PublishingMethod[RemoteTarget]):
         Expiry never starts a server: while the user's is stopped the release is postponed. A release
         the user asked for starts it, as staging does.
         """
+        if self._staged_through_mount(held):
+            if held.settings.jupyter_home_mounts is None:
+                raise ReleasePostponed("the Jupyter homes are no longer mounted into this service")
+            mounted = self._mounted(held.username, held.destination, held.settings)
+            return self._through_mount.release(replace(held, destination=mounted))
         final = "/".join(self._remote_parts(held.destination, held.settings))
         with hub_session(held.settings) as hub:
             contents = hub.ensure_server(held.username) if held.requested else hub.running_server(held.username)
@@ -107,6 +152,8 @@ class JupyterCopy(PublishingMethod[RemoteTarget]):
             return "no JupyterHub is configured at this site"
         if settings.jupyterhub_api_token is None:
             return "the service has no JupyterHub token"
+        if settings.jupyter_write_mounted_homes and settings.jupyter_home_mounts is None:
+            return "STAGING_JUPYTER_WRITE_MOUNTED_HOMES is on but STAGING_JUPYTER_HOME_MOUNTS is not set"
         return None
 
     def destination_label(self, username: str, destination: Destination, settings: Settings) -> str:
@@ -138,7 +185,12 @@ class JupyterCopy(PublishingMethod[RemoteTarget]):
         target.contents.delete(self._temp(parts, ctx.job_id, attempt))
 
     def remove_leftovers(self, ended: EndedJob) -> None:
-        """Remove the job's temporaries through the user's server if it runs (never started for this)."""
+        """Remove the job's temporaries through the mount, or through the user's server if it runs
+        (never started for this)."""
+        if ended.settings.jupyter_write_mounted_homes and ended.settings.jupyter_home_mounts is not None:
+            mounted = self._mounted(ended.username, ended.destination, ended.settings)
+            self._through_mount.remove_leftovers(replace(ended, destination=mounted))
+            return
         parts = self._remote_parts(ended.destination, ended.settings)
         with hub_session(ended.settings) as hub:
             contents = hub.running_server(ended.username)
