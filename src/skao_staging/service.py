@@ -544,8 +544,15 @@ class StagingService:
             raise StagingError("request_not_found", f"there is no request {request_id}")
         return jobs
 
+    def _check_request(self, request_id: str, caller: Identity) -> None:
+        """``request_not_found`` unless the caller may see every job of the request (its users only
+        are read: a request of 10,000 jobs is summarised often)."""
+        users = self.jobs.users_of_request(request_id)
+        if not users or not all(caller.may_see(username) for username in users):
+            raise StagingError("request_not_found", f"there is no request {request_id}")
+
     def request_state(self, request_id: str, caller: Identity) -> RequestSummary:
-        self._request_jobs(request_id, caller)
+        self._check_request(request_id, caller)
         summary = self.jobs.summarize_request(request_id)
         if summary is None:
             raise StagingError("request_not_found", f"there is no request {request_id}")

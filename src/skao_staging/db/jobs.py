@@ -217,6 +217,12 @@ class JobStore:
             rows = connection.execute(select(jobs_table).where(c.request_id == request_id).order_by(c.id)).all()
         return [_job(row) for row in rows]
 
+    def users_of_request(self, request_id: str) -> list[str | None]:
+        """The users whose jobs make up a request (one, unless an admin submitted for several)."""
+        query = select(c.username).where(c.request_id == request_id).distinct()
+        with self.db.reading() as connection:
+            return list(connection.scalars(query))
+
     def summarize_request(self, request_id: str) -> RequestSummary | None:
         query = (
             select(
