@@ -140,6 +140,14 @@ def test_jobs_are_private_except_to_admins(oidc: LiveService, issuer: Issuer) ->
     assert httpx.get(f"{oidc.url}/api/v1/jobs/{carol}", headers=as_admin).json()["username"] == "carol"
     assert httpx.get(f"{oidc.url}/api/v1/jobs/{carol}").status_code == 401
 
+    request = httpx.get(f"{oidc.url}/api/v1/jobs/{carol}", headers=as_admin).json()["request_id"]
+    hidden = httpx.get(f"{oidc.url}/api/v1/requests/{request}", headers=as_dave)
+    assert hidden.status_code == 404 and hidden.json()["code"] == "request_not_found"
+    as_carol = {"Authorization": f"Bearer {issuer.token('carol')}"}
+    for headers in (as_carol, as_admin):
+        state = httpx.get(f"{oidc.url}/api/v1/requests/{request}", headers=headers)
+        assert state.status_code == 200 and state.json()["state"] == "succeeded", state.text
+
 
 def test_issuer_down_is_503(tmp_path: Path, issuer: Issuer) -> None:
     server, service = live(
