@@ -46,15 +46,19 @@ def queue_job(jobs: JobStore, name: str) -> StagingJob:
     )  # fmt: skip
 
 
+def migrated(url: str) -> str:
+    db = Database(url)
+    upgrade(db)
+    db.dispose()
+    return url
+
+
 @pytest.fixture
 def postgresql_database() -> Iterator[str]:
     """A database of this test's own: no other service's workers claim its jobs."""
     name = f"skao_test_{uuid.uuid4().hex[:10]}"
     create_postgresql_database(name)
-    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    db = Database(url)
-    upgrade(db)
-    db.dispose()
+    url = migrated(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}")
     try:
         yield url
     finally:
@@ -64,9 +68,7 @@ def postgresql_database() -> Iterator[str]:
 @pytest.fixture
 def mariadb_database() -> Iterator[str]:
     name, url = fresh_database()
-    db = Database(url)
-    upgrade(db)
-    db.dispose()
+    migrated(url)
     try:
         yield url
     finally:
