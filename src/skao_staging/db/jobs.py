@@ -319,11 +319,12 @@ class JobStore:
         writer; elsewhere a locked row), so two claimers never overshoot it together.
         """
         claim = {"b_worker": worker_id, "b_now": utcnow()}
-        if max_running_per_user and not self.db.is_sqlite:
+        take_turns = bool(max_running_per_user) and not self.db.is_sqlite
+        if take_turns:
             self._ensure_claims_lock()
         with self.db.transaction() as connection:
-            if max_running_per_user and not self.db.is_sqlite:
-                connection.execute(_CLAIMS_LOCK)  # claims take turns: each sees who is busy after the last
+            if take_turns:
+                connection.execute(_CLAIMS_LOCK)  # each claim sees who is busy after the last one
             busy = self._busy_users(connection, max_running_per_user)
             if self.db.is_sqlite:  # one statement; the database's single writer makes it atomic
                 row = connection.execute(_claim_oldest_sqlite(busy), claim).first()
@@ -353,10 +354,8 @@ class JobStore:
     def claim(self, job_id: int, worker_id: str) -> StagingJob | None:
         """Take one given job if it is still queued (a direct hand-off to an idle worker slot)."""
         with self.db.transaction() as connection:
-            if (
-                connection.execute(_CLAIM_QUEUED, {"b_id": job_id, "b_worker": worker_id, "b_now": utcnow()}).rowcount
-                != 1
-            ):
+            claim = {"b_id": job_id, "b_worker": worker_id, "b_now": utcnow()}
+            if connection.execute(_CLAIM_QUEUED, claim).rowcount != 1:
                 return None
             return _read(connection, job_id)
 
