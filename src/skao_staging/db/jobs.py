@@ -427,11 +427,11 @@ class JobStore:
             .order_by(c.id.desc())
             .limit(1)
         )
-        with self.db.transaction() as connection:
+        with self.db.reading() as connection:
             return connection.scalar(query)
 
     def running_count(self, username: str | None) -> int:
-        with self.db.transaction() as connection:
+        with self.db.reading() as connection:
             return int(
                 connection.scalar(select(func.count()).where(c.username == username, c.status == JobStatus.RUNNING))
                 or 0
@@ -449,7 +449,7 @@ class JobStore:
 
     def holds(self, job_id: int, worker_id: str, attempt: int) -> bool:
         """Whether ``worker_id`` still runs attempt number ``attempt`` of the job (the fence before publishing)."""
-        with self.db.transaction() as connection:
+        with self.db.reading() as connection:
             held = {"b_id": job_id, "b_worker": worker_id, "b_attempt": attempt}
             return connection.scalar(_HOLDS, held) is not None
 

@@ -63,7 +63,8 @@ async def stage_data(
     caller, item = await staging_caller(request, service, item)
     if item.method == "direct_download" and "direct_download" in service.methods.enabled:
         return await download_response(service, item, caller)
-    if await run_in_threadpool(service.names_collection, item, caller):  # one job per file: a request
+    # A DID may name a collection, found out from the catalogue off the event loop; a path never does.
+    if item.did is not None and await run_in_threadpool(service.names_collection, item, caller):
         request_id, outcomes = await run_in_threadpool(service.submit_many, item.username, [item], caller)
         accepted = JobsAccepted.of(request_id, outcomes).model_dump(mode="json")
         return JSONResponse(accepted, status_code=202, headers={"Location": f"/api/v1/requests/{request_id}"})
