@@ -218,6 +218,14 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
 
 
 @pytest.fixture
+def hub_user(hub: Hub) -> str:
+    """A new user of the module's hub (no server started)."""
+    name = f"h{uuid.uuid4().hex[:8]}"
+    hub.add_user(name)
+    return name
+
+
+@pytest.fixture
 def user() -> str:
     return f"u{uuid.uuid4().hex[:10]}"
 

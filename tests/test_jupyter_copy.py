@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import stat
 import time
-import uuid
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,13 +32,6 @@ def jservice(hub: Hub, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Liv
         yield live
 
 
-@pytest.fixture
-def juser(hub: Hub) -> str:
-    name = f"j{uuid.uuid4().hex[:8]}"
-    hub.add_user(name)
-    return name
-
-
 def adler(data: bytes) -> str:
     return f"adler32:{zlib.adler32(data) & 0xFFFFFFFF:08x}"
 
@@ -48,66 +40,66 @@ def temporaries(home: Path) -> list[Path]:
     return list(home.rglob("*skao-staging-*")) if home.exists() else []
 
 
-def test_binary_file_arrives_identical_and_read_only(jservice: LiveService, hub: Hub, juser: str) -> None:
+def test_binary_file_arrives_identical_and_read_only(jservice: LiveService, hub: Hub, hub_user: str) -> None:
     data = os.urandom(30 * 1024 * 1024 + 123)
-    jservice.write_source(f"{juser}/vis.bin", data)
+    jservice.write_source(f"{hub_user}/vis.bin", data)
     started = time.monotonic()
-    response = jservice.stage("jupyter_copy", juser, f"{juser}/vis.bin", "data/deep/vis.bin")
+    response = jservice.stage("jupyter_copy", hub_user, f"{hub_user}/vis.bin", "data/deep/vis.bin")
     assert response.status_code == 200, response.text
     body = response.json()
-    staged = hub.home(juser) / "data" / "deep" / "vis.bin"
+    staged = hub.home(hub_user) / "data" / "deep" / "vis.bin"
     assert staged.read_bytes() == data
     assert body["status"] == "succeeded" and body["checksum"] == adler(data)
     assert body["bytes"] == body["bytes_done"] == len(data)
     assert body["read_only"] is True and body["note"] is None
     assert stat.S_IMODE(staged.stat().st_mode) & 0o222 == 0
-    assert body["destination"] == f"{hub.url}/user/{juser}/lab/tree/data/deep/vis.bin"
-    assert temporaries(hub.home(juser)) == []
+    assert body["destination"] == f"{hub.url}/user/{hub_user}/lab/tree/data/deep/vis.bin"
+    assert temporaries(hub.home(hub_user)) == []
     assert time.monotonic() - started < 60
-    server = hub.api("GET", f"/users/{juser}").json()["servers"][""]
+    server = hub.api("GET", f"/users/{hub_user}").json()["servers"][""]
     assert server["ready"], "the stopped server was started for the upload"
 
 
 def test_identical_request_is_skipped_and_different_content_conflicts(
-    jservice: LiveService, hub: Hub, juser: str
+    jservice: LiveService, hub: Hub, hub_user: str
 ) -> None:
-    jservice.write_source(f"{juser}/a.txt", b"first version")
-    assert jservice.stage("jupyter_copy", juser, f"{juser}/a.txt", "a.txt").json()["status"] == "succeeded"
-    staged = hub.home(juser) / "a.txt"
+    jservice.write_source(f"{hub_user}/a.txt", b"first version")
+    assert jservice.stage("jupyter_copy", hub_user, f"{hub_user}/a.txt", "a.txt").json()["status"] == "succeeded"
+    staged = hub.home(hub_user) / "a.txt"
     before = staged.stat().st_mtime_ns
-    again = jservice.stage("jupyter_copy", juser, f"{juser}/a.txt", "a.txt")
+    again = jservice.stage("jupyter_copy", hub_user, f"{hub_user}/a.txt", "a.txt")
     assert again.status_code == 200 and again.json()["status"] == "skipped"
     assert staged.stat().st_mtime_ns == before
 
-    jservice.write_source(f"{juser}/b.txt", b"other content")
-    conflict = jservice.stage("jupyter_copy", juser, f"{juser}/b.txt", "a.txt")
+    jservice.write_source(f"{hub_user}/b.txt", b"other content")
+    conflict = jservice.stage("jupyter_copy", hub_user, f"{hub_user}/b.txt", "a.txt")
     assert conflict.status_code == 409 and conflict.json()["code"] == "destination_exists"
     assert staged.read_bytes() == b"first version"
 
 
-def test_folder_tree(jservice: LiveService, hub: Hub, juser: str) -> None:
+def test_folder_tree(jservice: LiveService, hub: Hub, hub_user: str) -> None:
     files = {"table.dat": os.urandom(5000), "ANTENNA/table.f0": os.urandom(3 * 1024 * 1024), "empty": b""}
     for relative, data in files.items():
-        jservice.write_source(f"{juser}/obs.ms/{relative}", data)
-    (jservice.storage / juser / "obs.ms" / "EMPTY_DIR").mkdir()
-    response = jservice.stage("jupyter_copy", juser, f"{juser}/obs.ms", "ms/obs.ms")
+        jservice.write_source(f"{hub_user}/obs.ms/{relative}", data)
+    (jservice.storage / hub_user / "obs.ms" / "EMPTY_DIR").mkdir()
+    response = jservice.stage("jupyter_copy", hub_user, f"{hub_user}/obs.ms", "ms/obs.ms")
     assert response.status_code == 200, response.text
-    top = hub.home(juser) / "ms" / "obs.ms"
+    top = hub.home(hub_user) / "ms" / "obs.ms"
     assert tree_files(top) == files
     assert (top / "EMPTY_DIR").is_dir()
     assert response.json()["files"] == 3
-    assert jservice.stage("jupyter_copy", juser, f"{juser}/obs.ms", "ms/obs.ms").json()["status"] == "skipped"
-    assert temporaries(hub.home(juser)) == []
+    assert jservice.stage("jupyter_copy", hub_user, f"{hub_user}/obs.ms", "ms/obs.ms").json()["status"] == "skipped"
+    assert temporaries(hub.home(hub_user)) == []
 
 
-def test_a_stopped_server_is_started_first(jservice: LiveService, hub: Hub, juser: str) -> None:
-    jservice.write_source(f"{juser}/one", b"1")
-    assert jservice.stage("jupyter_copy", juser, f"{juser}/one", "one").status_code == 200
-    hub.stop_server(juser)
-    jservice.write_source(f"{juser}/two", b"2")
-    response = jservice.stage("jupyter_copy", juser, f"{juser}/two", "two")
+def test_a_stopped_server_is_started_first(jservice: LiveService, hub: Hub, hub_user: str) -> None:
+    jservice.write_source(f"{hub_user}/one", b"1")
+    assert jservice.stage("jupyter_copy", hub_user, f"{hub_user}/one", "one").status_code == 200
+    hub.stop_server(hub_user)
+    jservice.write_source(f"{hub_user}/two", b"2")
+    response = jservice.stage("jupyter_copy", hub_user, f"{hub_user}/two", "two")
     assert response.status_code == 200, response.text
-    assert (hub.home(juser) / "two").read_bytes() == b"2"
+    assert (hub.home(hub_user) / "two").read_bytes() == b"2"
 
 
 def test_unknown_user(jservice: LiveService) -> None:
@@ -129,25 +121,25 @@ def test_spawn_failure_is_reported_with_the_hub_message(jservice: LiveService, h
     assert time.monotonic() - started < jservice.settings.jupyter_spawn_timeout_seconds
 
 
-def test_upload_failing_midway_leaves_nothing(jservice: LiveService, hub: Hub, juser: str) -> None:
-    jservice.write_source(f"{juser}/big.bin", os.urandom(5 * 1024 * 1024))
-    response = jservice.stage("jupyter_copy", juser, f"{juser}/big.bin", "explode/big.bin")
+def test_upload_failing_midway_leaves_nothing(jservice: LiveService, hub: Hub, hub_user: str) -> None:
+    jservice.write_source(f"{hub_user}/big.bin", os.urandom(5 * 1024 * 1024))
+    response = jservice.stage("jupyter_copy", hub_user, f"{hub_user}/big.bin", "explode/big.bin")
     assert response.status_code == 502, response.text
     body = response.json()
     assert body["code"] == "jupyter_upload_failed"
     assert "refusing this chunk" in body["detail"]
-    home = hub.home(juser)
+    home = hub.home(hub_user)
     assert not (home / "explode" / "big.bin").exists()
     assert temporaries(home) == []
     row = jservice.job_row(body["job_id"])
     assert (row["status"], row["error_code"]) == ("failed", "jupyter_upload_failed")
 
 
-def test_progress_is_recorded_while_uploading(jservice: LiveService, hub: Hub, juser: str) -> None:
+def test_progress_is_recorded_while_uploading(jservice: LiveService, hub: Hub, hub_user: str) -> None:
     size = 60 * 1024 * 1024
-    jservice.write_source(f"{juser}/slow.bin", os.urandom(size))
-    item = {"method": "jupyter_copy", "local_path_on_storage": f"{juser}/slow.bin", "relative_path": "slow.bin"}
-    job_id = httpx.post(f"{jservice.url}/api/v1/jobs", json={"username": juser, "items": [item]}).json()["items"][0][
+    jservice.write_source(f"{hub_user}/slow.bin", os.urandom(size))
+    item = {"method": "jupyter_copy", "local_path_on_storage": f"{hub_user}/slow.bin", "relative_path": "slow.bin"}
+    job_id = httpx.post(f"{jservice.url}/api/v1/jobs", json={"username": hub_user, "items": [item]}).json()["items"][0][
         "job"
     ]["job_id"]
     seen: set[int] = set()
@@ -163,11 +155,11 @@ def test_progress_is_recorded_while_uploading(jservice: LiveService, hub: Hub, j
     assert any(0 < done < size for done in seen), f"no intermediate progress seen: {sorted(seen)}"
 
 
-def test_token_without_a_scope_is_named(hub: Hub, juser: str, tmp_path: Path) -> None:
+def test_token_without_a_scope_is_named(hub: Hub, hub_user: str, tmp_path: Path) -> None:
     server, live = live_service(tmp_path, jupyterhub_url=hub.url, jupyterhub_api_token=hub.limited_token)
     live.write_source("f", b"x")
     with server:
-        response = live.stage("jupyter_copy", juser, "f", "f")
+        response = live.stage("jupyter_copy", hub_user, "f", "f")
     assert response.status_code == 502, response.text
     assert response.json()["code"] == "jupyter_forbidden"
     assert "servers" in response.json()["detail"]
@@ -175,13 +167,13 @@ def test_token_without_a_scope_is_named(hub: Hub, juser: str, tmp_path: Path) ->
     assert hub.limited_token not in live.log_file.read_text()
 
 
-def test_hub_down_and_no_mount(hub: Hub, juser: str, tmp_path: Path) -> None:
+def test_hub_down_and_no_mount(hub: Hub, hub_user: str, tmp_path: Path) -> None:
     down_server, down = live_service(
         tmp_path / "down", jupyterhub_url=f"http://127.0.0.1:{free_port()}", jupyterhub_api_token="x" * 16
     )
     down.write_source("f", b"x")
     with down_server:
-        response = down.stage("jupyter_copy", juser, "f", "f")
+        response = down.stage("jupyter_copy", hub_user, "f", "f")
     assert response.status_code == 503 and response.json()["code"] == "jupyter_unavailable"
 
     unmounted_server, unmounted = live_service(
@@ -189,7 +181,7 @@ def test_hub_down_and_no_mount(hub: Hub, juser: str, tmp_path: Path) -> None:
     )
     unmounted.write_source("g", b"y")
     with unmounted_server:
-        body = unmounted.stage("jupyter_copy", juser, "g", "g").json()
+        body = unmounted.stage("jupyter_copy", hub_user, "g", "g").json()
     assert body["status"] == "succeeded" and body["read_only"] is False
     assert "read-only could not be enforced" in body["note"]
 
@@ -199,7 +191,7 @@ def test_not_enabled_without_a_hub(service: LiveService, user: str) -> None:
     assert "jupyter_copy" in config["unavailable_methods"]
 
 
-def test_staged_data_expires_through_the_contents_api(hub: Hub, juser: str, tmp_path: Path) -> None:
+def test_staged_data_expires_through_the_contents_api(hub: Hub, hub_user: str, tmp_path: Path) -> None:
     server, live = live_service(
         tmp_path,
         jupyterhub_url=hub.url,
@@ -209,16 +201,16 @@ def test_staged_data_expires_through_the_contents_api(hub: Hub, juser: str, tmp_
         reaper_interval_seconds=0.1,
     )
     for name, data in {"one.bin": b"1" * 1000, "tree/a.bin": b"a" * 10, "tree/sub/b.bin": b"b" * 20}.items():
-        live.write_source(f"{juser}/{name}", data)
-    live.write_source(f"{juser}/tree/c.bin", b"c" * 30)
-    home = hub.home(juser)
+        live.write_source(f"{hub_user}/{name}", data)
+    live.write_source(f"{hub_user}/tree/c.bin", b"c" * 30)
+    home = hub.home(hub_user)
     with server:
 
         def stage(source: str, relative: str, lifetime: str) -> dict[str, Any]:
             response = httpx.post(
                 f"{live.url}/stage_data",
-                params={"method": "jupyter_copy", "username": juser, "lifetime": lifetime},
-                json={"local_path_on_storage": f"{juser}/{source}", "relative_path": relative},
+                params={"method": "jupyter_copy", "username": hub_user, "lifetime": lifetime},
+                json={"local_path_on_storage": f"{hub_user}/{source}", "relative_path": relative},
                 timeout=120,
             )
             job: dict[str, Any] = response.json()
@@ -248,11 +240,11 @@ def test_staged_data_expires_through_the_contents_api(hub: Hub, juser: str, tmp_
     assert edited.read_bytes() == b"the user's own c"
 
 
-def test_written_through_the_mounted_home_without_a_server(hub: Hub, juser: str, tmp_path: Path) -> None:
+def test_written_through_the_mounted_home_without_a_server(hub: Hub, hub_user: str, tmp_path: Path) -> None:
     """STAGING_JUPYTER_WRITE_MOUNTED_HOMES: the hub is asked about the user, the data is copied into
     the mounted home by the local engine (verified, read-only, the home's owner), no server starts,
     and its release goes through the mount."""
-    home = hub.home(juser)
+    home = hub.home(hub_user)
     home.mkdir(parents=True)  # provisioned by the site (a volume), before the user's first server
     os.chown(home, 4242, 4343)
     server, live = live_service(
@@ -263,12 +255,12 @@ def test_written_through_the_mounted_home_without_a_server(hub: Hub, juser: str,
         jupyter_write_mounted_homes=True,
     )
     data = os.urandom(3 * 1024 * 1024 + 7)
-    live.write_source(f"{juser}/vis.bin", data)
+    live.write_source(f"{hub_user}/vis.bin", data)
     files = {"ms/table.f0": b"t" * 5000, "ms/sub/table.f1": b"u" * 10}
     for name, content in files.items():
-        live.write_source(f"{juser}/{name}", content)
+        live.write_source(f"{hub_user}/{name}", content)
     with server:
-        response = live.stage("jupyter_copy", juser, f"{juser}/vis.bin", "data/vis.bin")
+        response = live.stage("jupyter_copy", hub_user, f"{hub_user}/vis.bin", "data/vis.bin")
         assert response.status_code == 200, response.text
         job = response.json()
         assert job["status"] == "succeeded" and job["checksum"] == adler(data) and job["read_only"] is True
@@ -278,16 +270,16 @@ def test_written_through_the_mounted_home_without_a_server(hub: Hub, juser: str,
         assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (4242, 4343, 0o444)
         assert (home / "data").stat().st_uid == 4242  # the folder made on the way too
 
-        folder = live.stage("jupyter_copy", juser, f"{juser}/ms", "data/ms")
+        folder = live.stage("jupyter_copy", hub_user, f"{hub_user}/ms", "data/ms")
         assert folder.status_code == 200 and folder.json()["status"] == "succeeded", folder.text
         wanted = {name.removeprefix("ms/"): content for name, content in files.items()}
         assert tree_files(home / "data" / "ms") == wanted
-        again = live.stage("jupyter_copy", juser, f"{juser}/vis.bin", "data/vis.bin")
+        again = live.stage("jupyter_copy", hub_user, f"{hub_user}/vis.bin", "data/vis.bin")
         assert again.json()["status"] == "skipped"
-        assert not hub.api("GET", f"/users/{juser}").json().get("servers")  # no server was needed
+        assert not hub.api("GET", f"/users/{hub_user}").json().get("servers")  # no server was needed
         assert temporaries(home) == []
 
-        unknown = live.stage("jupyter_copy", "nobody-at-all", f"{juser}/vis.bin", "x.bin")
+        unknown = live.stage("jupyter_copy", "nobody-at-all", f"{hub_user}/vis.bin", "x.bin")
         assert unknown.status_code == 404 and unknown.json()["code"] == "jupyter_user_unknown"
         assert not (hub.homes / "nobody-at-all").exists()
 
