@@ -163,28 +163,27 @@ class Executor:
         with self.active.claiming():
             job = self.jobs.claim_next(self.process_id, self.settings.max_running_per_user)
             self._count_as_running(job)
-        # Exact on every database: claims under a limit take turns (JobStore.claim_next).
-        return self._hold(job, check_limit=False)
+        return job  # within the limit on every database: claims under a limit take turns (JobStore.claim_next)
 
     def claim(self, job_id: int) -> StagingJob | None:
         """A given queued job for this process (a direct hand-off), within the per-user limit."""
         with self.active.claiming():
             job = self.jobs.claim(job_id, self.process_id)
             self._count_as_running(job)
-        return self._hold(job, check_limit=True)
+        return self._hold(job)
 
     def _count_as_running(self, job: StagingJob | None) -> None:
         """A fresh claim runs here from now on: the heartbeat keeps its lease and never releases it."""
         if job is not None:
             self.active.add(job.id)
 
-    def _hold(self, job: StagingJob | None, *, check_limit: bool) -> StagingJob | None:
-        """Keep a fresh claim, unless it is over the per-user limit or the database did not answer
-        that check: then it is given back before it starts, released, not charged an attempt.
+    def _hold(self, job: StagingJob | None) -> StagingJob | None:
+        """Keep a fresh hand-off claim, unless it is over the per-user limit or the database did not
+        answer that check: then it is given back before it starts, released, not charged an attempt.
         """
         if job is None:
             return None
-        if check_limit and not self._within_user_limit(job):
+        if not self._within_user_limit(job):
             self._with_database(lambda: self.jobs.release(job.id, self.process_id), f"job {job.id}: release")
             self.active.discard(job.id)  # if the release failed too, the heartbeat releases the orphan
             return None
