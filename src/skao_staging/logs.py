@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import os
+import stat
 import time
 
 from .config import Settings
@@ -21,7 +22,16 @@ class SafeFormatter(logging.Formatter):
     Times are ISO 8601 in UTC with milliseconds (``2026-11-24T19:48:34.274Z``): unambiguous for
     operators anywhere, and shown by the web UI in the reader's own time and locale.
     Stack traces (appended after the message) keep their real line breaks.
+    A record is formatted once, however many handlers write it (the file's size check, the file, stderr).
     """
+
+    def format(self, record: logging.LogRecord) -> str:
+        done: tuple[SafeFormatter, str] | None = getattr(record, "_skao_staging_text", None)
+        if done is not None and done[0] is self:
+            return done[1]
+        text = super().format(record)
+        record._skao_staging_text = (self, text)
+        return text
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(record.created))}.{int(record.msecs):03d}Z"
@@ -40,19 +50,30 @@ class ReopeningRotatingFileHandler(logging.handlers.RotatingFileHandler):
     ``WatchedFileHandler`` does.
     """
 
+    _regular = True  # whether the file at its name is a regular file (only such a file rotates)
+
     def emit(self, record: logging.LogRecord) -> None:
-        if self.stream is not None and self._moved(self.stream.fileno()):
+        try:
+            named: os.stat_result | None = os.stat(self.baseFilename)
+        except FileNotFoundError:
+            named = None
+        self._regular = named is None or stat.S_ISREG(named.st_mode)
+        if self.stream is not None and self._moved(named, os.fstat(self.stream.fileno())):
             self.stream.close()
             self.stream = self._open()
         super().emit(record)
 
-    def _moved(self, fd: int) -> bool:
-        try:
-            named = os.stat(self.baseFilename)
-        except FileNotFoundError:
-            return True
-        own = os.fstat(fd)
-        return (named.st_dev, named.st_ino) != (own.st_dev, own.st_ino)
+    def shouldRollover(self, record: logging.LogRecord) -> bool:
+        """RotatingFileHandler's rule on what ``emit`` found, without stat-ing the file again."""
+        if self.stream is None:
+            self.stream = self._open()
+        if self.maxBytes <= 0 or not self._regular:
+            return False
+        return self.stream.tell() + len(self.format(record)) + 1 >= self.maxBytes
+
+    @staticmethod
+    def _moved(named: os.stat_result | None, own: os.stat_result) -> bool:
+        return named is None or (named.st_dev, named.st_ino) != (own.st_dev, own.st_ino)
 
 
 def configure_logging(settings: Settings) -> logging.Logger:
