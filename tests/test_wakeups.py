@@ -96,7 +96,7 @@ def test_postgresql_notifications_reach_another_process(postgresql_database: str
         first = queue_job(jobs, "one")
         assert queued.next() == 1
         assert jobs.claim_next("elsewhere") is not None
-        assert jobs.finish(first.id, "elsewhere", JobStatus.SUCCEEDED)
+        assert jobs.finish(first.id, "elsewhere", JobStatus.SUCCEEDED, attempt=1)
         assert ended.next() == first.id
 
         second = queue_job(jobs, "two")
@@ -137,7 +137,7 @@ def test_change_watch_on_mariadb_sees_what_other_processes_did(mariadb_database:
         with pytest.raises(queue.Empty):
             ended.next(timeout=0.5)  # queued, not ended
         assert jobs.claim_next("elsewhere") is not None
-        assert jobs.finish(job.id, "elsewhere", JobStatus.FAILED, error_code="x", error_reason="y")
+        assert jobs.finish(job.id, "elsewhere", JobStatus.FAILED, attempt=1, error_code="x", error_reason="y")
         assert ended.next() == job.id
     finally:
         watch.stop()

@@ -66,6 +66,13 @@ class Settings(BaseSettings):
     max_running_per_user: int = Field(
         8, ge=0, description="Jobs of one user running at once across all workers; 0 means no limit."
     )
+    batch_jobs: int = Field(
+        64,
+        ge=1,
+        le=1000,
+        description="One-file jobs of a request (hard links, copies of files up to 1 MiB) that a worker thread "
+        "claims and stages together, flushing and recording them once; 1: one at a time.",
+    )
     max_items_per_request: int = Field(10000, ge=1, description="Items accepted in one POST /api/v1/jobs.")
     shutdown_grace_seconds: float = Field(
         30.0, ge=0, description="On SIGTERM, how long running jobs may finish before they are handed back."

@@ -12,8 +12,8 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from typing import TypeVar
 
@@ -21,7 +21,8 @@ from sqlalchemy.exc import OperationalError
 
 from . import metrics
 from .config import Settings
-from .db import JobStatus, JobStore, StagingJob, utcnow
+from .db import JobEnd, JobStatus, JobStore, StagingJob, utcnow
+from .db.jobs import HARD_LINK_METHOD
 from .errors import StagingError, from_os_error
 from .hooks import Hook
 from .lifetimes import expiry
@@ -33,6 +34,7 @@ from .sources import Sources
 log = get_logger("execution")
 T = TypeVar("T")
 PROGRESS_INTERVAL = 0.5
+BATCH_FILE_BYTES = 1024 * 1024  # a copy of a file up to this size may run in a batch (a hard link always may)
 
 
 def new_process_id(role: str) -> str:
@@ -93,12 +95,14 @@ class ActiveJobs:
             self._cancelled.discard(job_id)
 
     @contextmanager
-    def running(self, job_id: int) -> Iterator[None]:
-        self.add(job_id)
+    def running(self, job_ids: Sequence[int]) -> Iterator[None]:
+        for job_id in job_ids:
+            self.add(job_id)
         try:
             yield
         finally:
-            self.discard(job_id)
+            for job_id in job_ids:
+                self.discard(job_id)
 
     def ids(self) -> list[int]:
         with self._lock:
@@ -136,6 +140,14 @@ class _KeyedLocks:
                 else:
                     self._locks[key] = (lock, users - 1)
 
+    @contextmanager
+    def hold_all(self, keys: Iterable[str]) -> Iterator[None]:
+        """Several locks, always taken in the same order, so that two holders never wait for each other."""
+        with ExitStack() as stack:
+            for key in sorted(set(keys)):
+                stack.enter_context(self.hold(key))
+            yield
+
 
 class Executor:
     """Claims jobs for this process and runs them to the end of an attempt."""
@@ -171,6 +183,24 @@ class Executor:
             job = self.jobs.claim(job_id, self.process_id)
             self._count_as_running(job)
         return self._hold(job)
+
+    def claim_batch(self, first: StagingJob) -> list[StagingJob]:
+        """``first``, with more jobs like it claimed to run together (see ``execute_batch``) when it is a
+        small file or a hard link whose method stages batches; else ``first`` alone."""
+        size = self.settings.batch_jobs
+        if size <= 1 or not self._batchable(first):
+            return [first]
+        with self.active.claiming():
+            more = self.jobs.claim_batch(
+                first, self.process_id, size - 1, BATCH_FILE_BYTES, self.settings.max_running_per_user
+            )
+            for job in more:
+                self._count_as_running(job)
+        return [first, *more]
+
+    def _batchable(self, job: StagingJob) -> bool:
+        small = job.method == HARD_LINK_METHOD or (job.bytes_total is not None and job.bytes_total <= BATCH_FILE_BYTES)
+        return small and self.methods.get(job.method).batches
 
     def _count_as_running(self, job: StagingJob | None) -> None:
         """A fresh claim runs here from now on: the heartbeat keeps its lease and never releases it."""
@@ -222,60 +252,101 @@ class Executor:
     def execute(self, job: StagingJob) -> None:
         """Run a job claimed by this process to the end of this attempt and record it; never raises."""
         try:
-            with self.active.running(job.id):  # until its end is recorded: the heartbeat keeps the lease
+            with self.active.running([job.id]):  # until its end is recorded: the heartbeat keeps the lease
                 self._attempt(job)
         finally:
             self.job_ended(job.id)
+
+    def execute_batch(self, jobs: list[StagingJob]) -> None:
+        """Run jobs claimed together (``claim_batch``) to the end of their attempts, their flushes and
+        records shared; never raises. Each job ends as it would alone, and is logged on its own line."""
+        if len(jobs) == 1:
+            self.execute(jobs[0])
+            return
+        try:
+            with self.active.running([job.id for job in jobs]):
+                self._attempt_batch(jobs)
+        finally:
+            for job in jobs:
+                self.job_ended(job.id)
 
     def _attempt(self, job: StagingJob) -> None:
         started = time.monotonic()
         try:
             if job.cancel_requested:
                 raise JobCancelled
-            result = self._run(job)
-        except JobCancelled:
-            self._end(job, started, "cancelled", "", self._record_cancelled)
-            self._remove_earlier_leftovers(job)
-        except JobHandedBack:
-            self._end(job, started, "handed back", "at shutdown", self._record_handed_back)
-        except JobTakenOver:
-            metrics.record_attempt(job.method, "taken over", time.monotonic() - started)
-            log.warning(
-                "job %s: attempt %s lost its lease to another attempt; it published nothing", job.id, job.attempts
-            )
-        except StagingError as error:
-            self._fail(job, error, started)
-        except OperationalError:
-            # The service's own database trouble is not the job's: it goes back, no attempt charged.
-            log.warning("job %s: the database failed during the attempt; it goes back to the queue", job.id)
-            self._end(job, started, "handed back", "the database failed", self._record_database_trouble)
-        except OSError as exc:
-            log.error("job %s failed on the filesystem", job.id, exc_info=True)
-            self._fail(job, from_os_error(exc), started)
-        except Exception:
-            log.error("job %s failed unexpectedly", job.id, exc_info=True)
-            self._fail(job, StagingError("internal_error", "staging failed unexpectedly"), started)
+            ctx = self._context(job)
+            with self._destination_locks.hold(str(ctx.destination.path)):
+                result = self.methods.get(job.method).stage(ctx)
+        except Exception as error:  # every way an attempt can end is recorded
+            self._conclude(job, started, error)
         else:
             self._succeed(job, result, started)
 
-    def _run(self, job: StagingJob) -> TransferResult:
-        method = self.methods.get(job.method)
+    def _attempt_batch(self, jobs: list[StagingJob]) -> None:
+        started = time.monotonic()
+        contexts: list[TransferContext] = []
+        for job in jobs:
+            try:
+                if job.cancel_requested:
+                    raise JobCancelled
+                contexts.append(self._context(job, batched=True))
+            except Exception as error:  # every way an attempt can end is recorded
+                self._conclude(job, started, error)
+        with self._destination_locks.hold_all(str(ctx.destination.path) for ctx in contexts):
+            outcomes = self.methods.get(jobs[0].method).stage_batch(contexts, self._held_among)
+        by_id = {job.id: job for job in jobs}
+        succeeded: list[tuple[StagingJob, TransferResult]] = []
+        for ctx, outcome in zip(contexts, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                self._conclude(by_id[ctx.job_id], started, outcome)
+            else:
+                succeeded.append((by_id[ctx.job_id], outcome))
+        self._succeed_all(succeeded, started)
+
+    def _context(self, job: StagingJob, batched: bool = False) -> TransferContext:
         source, raw = self.sources.of(job)
-        destination = resolve_destination(self.settings.user_areas, str(job.username), job.relative_path)
-        context = TransferContext(
+        return TransferContext(
             job_id=job.id,
             username=str(job.username),
             plan=source.plan(raw, None, job.source_pin),  # the caller's groups were checked at acceptance
-            destination=destination,
+            destination=resolve_destination(self.settings.user_areas, str(job.username), job.relative_path),
             settings=self.settings,
             report_progress=self._progress_reporter(job.id),
             attempt=job.attempts,
             published_identity=lambda: self._published_identity(job),
             confirm_held=lambda: self._confirm_held(job),
             owner=owner_tuple(job.owner_uid, job.owner_gid),
+            batched=batched,
         )
-        with self._destination_locks.hold(str(destination.path)):
-            return method.stage(context)
+
+    def _held_among(self, contexts: Sequence[TransferContext]) -> set[int]:
+        return self.jobs.held_among([(ctx.job_id, ctx.attempt) for ctx in contexts], self.process_id)
+
+    def _conclude(self, job: StagingJob, started: float, error: Exception) -> None:
+        """Record an attempt that ended by raising ``error``."""
+        if isinstance(error, JobCancelled):
+            self._end(job, started, "cancelled", "", self._record_cancelled)
+            self._remove_earlier_leftovers(job)
+        elif isinstance(error, JobHandedBack):
+            self._end(job, started, "handed back", "at shutdown", self._record_handed_back)
+        elif isinstance(error, JobTakenOver):
+            metrics.record_attempt(job.method, "taken over", time.monotonic() - started)
+            log.warning(
+                "job %s: attempt %s lost its lease to another attempt; it published nothing", job.id, job.attempts
+            )
+        elif isinstance(error, StagingError):
+            self._fail(job, error, started)
+        elif isinstance(error, OperationalError):
+            # The service's own database trouble is not the job's: it goes back, no attempt charged.
+            log.warning("job %s: the database failed during the attempt; it goes back to the queue", job.id)
+            self._end(job, started, "handed back", "the database failed", self._record_database_trouble)
+        elif isinstance(error, OSError):
+            log.error("job %s failed on the filesystem", job.id, exc_info=error)
+            self._fail(job, from_os_error(error), started)
+        else:
+            log.error("job %s failed unexpectedly", job.id, exc_info=error)
+            self._fail(job, StagingError("internal_error", "staging failed unexpectedly"), started)
 
     def _published_identity(self, job: StagingJob) -> str | None:
         """What the last success here published (None when unknown: then nothing is repaired)."""
@@ -329,6 +400,7 @@ class Executor:
             job.id,
             self.process_id,
             JobStatus.CANCELLED,
+            attempt=job.attempts,
             error_code="job_cancelled",
             error_reason="cancelled while it ran",
         )
@@ -337,6 +409,7 @@ class Executor:
         return self.jobs.requeue(
             job.id,
             self.process_id,
+            attempt=job.attempts,
             delay=self.settings.retry_backoff_seconds,
             error_code="database_unavailable",
             error_reason="the job database failed during the attempt",
@@ -347,6 +420,7 @@ class Executor:
         return self.jobs.requeue(
             job.id,
             self.process_id,
+            attempt=job.attempts,
             delay=0,
             error_code="interrupted",
             error_reason="handed back when its worker shut down",
@@ -354,8 +428,24 @@ class Executor:
         )
 
     def _succeed(self, job: StagingJob, result: TransferResult, started: float) -> None:
+        end, detail = self._success(job, result)
+        self._end(job, started, end.status.value, detail, lambda job: self.jobs.finish_many(self.process_id, [end])[0])
+
+    def _succeed_all(self, succeeded: list[tuple[StagingJob, TransferResult]], started: float) -> None:
+        """Record the successes of a batch in one transaction; each is logged as ``_succeed`` logs it."""
+        if not succeeded:
+            return
+        ends = [self._success(job, result) for job, result in succeeded]
+        recorded = self._with_database(
+            lambda: self.jobs.finish_many(self.process_id, [end for end, _ in ends]),
+            f"a batch of {len(ends)} jobs: recording their ends",
+        ) or [False] * len(ends)
+        for (job, _), (end, detail), done in zip(succeeded, ends, recorded, strict=True):
+            self._log_end(job, end.status.value, started, done, detail)
+
+    def _success(self, job: StagingJob, result: TransferResult) -> tuple[JobEnd, str]:
+        """How a successful attempt is recorded, and the detail of its log line."""
         status = JobStatus.SKIPPED if result.outcome == "skipped" else JobStatus.SUCCEEDED
-        releasable = self.methods.get(job.method).releasable
         if status is JobStatus.SUCCEEDED:
             metrics.BYTES_STAGED.labels(str(job.method)).inc(result.bytes)
         elif job.lifetime_seconds is not None and job.destination is not None:
@@ -365,26 +455,22 @@ class Executor:
                 lambda: self.jobs.extend_holder(str(job.username), destination, expires_at),
                 f"job {job.id}: extending the earlier staging",
             )
-
-        def record(job: StagingJob) -> bool:
-            return self.jobs.finish(
-                job.id,
-                self.process_id,
-                status,
-                outputs=[entry._asdict() for entry in result.outputs],
-                expires=releasable and status is JobStatus.SUCCEEDED,
-                bytes_total=result.bytes,
-                bytes_done=result.bytes if status is JobStatus.SUCCEEDED else 0,
-                files_total=result.files,
-                checksum=result.checksum,
-                read_only=result.read_only,
-                note=result.note,
-                output_identity=result.output_identity,
-                error_code=None,
-                error_reason=None,
-            )
-
-        self._end(job, started, status.value, f"bytes={result.bytes} checksum={result.checksum}", record)
+        fields = {
+            "bytes_total": result.bytes,
+            "bytes_done": result.bytes if status is JobStatus.SUCCEEDED else 0,
+            "files_total": result.files,
+            "checksum": result.checksum,
+            "read_only": result.read_only,
+            "note": result.note,
+            "output_identity": result.output_identity,
+            "error_code": None,
+            "error_reason": None,
+        }
+        outputs = [entry._asdict() for entry in result.outputs]
+        expires = self.methods.get(job.method).releasable and status is JobStatus.SUCCEEDED
+        return JobEnd(
+            job.id, job.attempts, status, fields, outputs, expires
+        ), f"bytes={result.bytes} checksum={result.checksum}"
 
     def _fail(self, job: StagingJob, error: StagingError, started: float) -> None:
         detail = f"code={error.code} reason={error.detail}"
@@ -393,7 +479,12 @@ class Executor:
 
             def requeue(job: StagingJob) -> bool:
                 return self.jobs.requeue(
-                    job.id, self.process_id, delay=delay, error_code=error.code, error_reason=error.detail
+                    job.id,
+                    self.process_id,
+                    attempt=job.attempts,
+                    delay=delay,
+                    error_code=error.code,
+                    error_reason=error.detail,
                 )
 
             self._end(job, started, "failed, retrying", f"in {delay:g}s {detail}", requeue)
@@ -401,7 +492,12 @@ class Executor:
 
         def fail(job: StagingJob) -> bool:
             return self.jobs.finish(
-                job.id, self.process_id, JobStatus.FAILED, error_code=error.code, error_reason=error.detail
+                job.id,
+                self.process_id,
+                JobStatus.FAILED,
+                attempt=job.attempts,
+                error_code=error.code,
+                error_reason=error.detail,
             )
 
         self._end(job, started, "failed", detail, fail)

@@ -394,13 +394,14 @@ class StagingService:
         self.executor.active.discard(job.id)
         process = self.executor.process_id
         if error is None:
-            self.jobs.finish(job.id, process, JobStatus.SUCCEEDED, bytes_done=bytes_sent)
+            self.jobs.finish(job.id, process, JobStatus.SUCCEEDED, attempt=job.attempts, bytes_done=bytes_sent)
             log.info("job %s download succeeded bytes=%s", job.id, bytes_sent)
             return
         self.jobs.finish(
             job.id,
             process,
             JobStatus.FAILED,
+            attempt=job.attempts,
             bytes_done=bytes_sent,
             error_code="download_interrupted",
             error_reason="the client went away before the download finished",

@@ -94,9 +94,10 @@ class Worker:
             try:
                 job = self._claim(poll)
                 if job is not None:
+                    batch = self._batch(job)
                     if self.idle_threads():
                         self.wake(1)  # there may be more: the next thread looks while this one runs
-                    self.executor.execute(job)
+                    self.executor.execute_batch(batch)
             finally:
                 self._slots.release()
             if job is None:
@@ -118,6 +119,13 @@ class Worker:
             log.error("claiming a job failed; retrying in %.1fs", poll, exc_info=True)
             self._stopping.wait(poll)
             return None
+
+    def _batch(self, job: StagingJob) -> list[StagingJob]:
+        try:
+            return self.executor.claim_batch(job)
+        except Exception:
+            log.error("claiming a batch with job %s failed; it runs alone", job.id, exc_info=True)
+            return [job]
 
 
 class Heartbeat(Periodic):

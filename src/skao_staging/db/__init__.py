@@ -1,7 +1,7 @@
 """The job database: tables, engine and sessions, job functions, migrations."""
 
 from .engine import Database
-from .jobs import Expired, Holding, JobStore, RequestSummary, iso_utc, utcnow
+from .jobs import Expired, Holding, JobEnd, JobStore, RequestSummary, iso_utc, utcnow
 from .migrate import (
     SchemaNotCurrent,
     current_revision,
@@ -18,6 +18,7 @@ __all__ = [
     "Database",
     "Expired",
     "Holding",
+    "JobEnd",
     "JobStatus",
     "JobStore",
     "Notice",

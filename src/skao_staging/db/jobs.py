@@ -15,6 +15,9 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Row, Select, Table, and_, bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import configure_mappers
+from sqlalchemy.orm.attributes import instance_dict
+from sqlalchemy.orm.instrumentation import manager_of_class
 from sqlalchemy.sql.dml import ReturningUpdate
 
 from .engine import Database
@@ -55,7 +58,18 @@ _CLAIM_OLDEST_SQLITE = (
     .returning(*jobs_table.columns)
 )
 _CLAIM_QUEUED = update(jobs_table).where(c.id == bindparam("b_id"), c.status == JobStatus.QUEUED).values(**_CLAIM_SET)
-_LOCK_HELD = select(c.attempts, c.started_at, c.lifetime_seconds).where(*_HELD).with_for_update()
+_HELD_AMONG = select(c.id, c.attempts).where(
+    c.id.in_(bindparam("b_ids", expanding=True)), c.status == JobStatus.RUNNING, c.worker_id == bindparam("b_worker")
+)
+_LOCK_HELD_AMONG = (
+    select(c.id, c.attempts, c.started_at, c.lifetime_seconds)
+    .where(
+        c.id.in_(bindparam("b_ids", expanding=True)),
+        c.status == JobStatus.RUNNING,
+        c.worker_id == bindparam("b_worker"),
+    )
+    .with_for_update()
+)
 _UPDATE_HELD = update(jobs_table).where(*_HELD)  # SET: the other keys of the parameters
 _INSERT_ATTEMPT = insert(attempts_table)  # the columns: the keys of the parameters
 _INSERT_JOB = insert(jobs_table)
@@ -65,6 +79,16 @@ _CANCEL_ASKED = select(c.cancel_requested).where(c.id == bindparam("b_id"))
 CLAIMS_LOCK_TASK = "claims"
 _CLAIMS_LOCK = select(leaders_table.c.task).where(leaders_table.c.task == CLAIMS_LOCK_TASK).with_for_update()
 _HOLDS = select(c.id).where(*_HELD, c.attempts == bindparam("b_attempt"))
+# The rest of a batch: ready jobs of the first one's request, method and user that are small files
+# (a size known at acceptance) or hard links (which cost the same whatever their size).
+_BATCH_MATES = (
+    *_READY,
+    c.request_id == bindparam("b_request"),
+    c.method == bindparam("b_method"),
+    c.username == bindparam("b_user"),
+    or_(c.method == HARD_LINK_METHOD, c.bytes_total <= bindparam("b_small")),
+)
+_RUNNING_OF_USER = select(func.count()).where(c.username == bindparam("b_user"), c.status == JobStatus.RUNNING)
 
 
 def utcnow() -> datetime:
@@ -76,8 +100,16 @@ def iso_utc(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat(timespec="milliseconds") + "Z"
 
 
+configure_mappers()  # the models are complete: instrument them now, not at their first use
+_JOBS_CLASS = manager_of_class(StagingJob)
+
+
 def _job(row: Row[Any]) -> StagingJob:
-    return StagingJob(**row._mapping)
+    """A job record from a row, made as the ORM's own loader makes instances: calling the constructor
+    costs 20 times more (~100 us), as it sets each of the ~40 columns through the instrumentation."""
+    job: StagingJob = _JOBS_CLASS.new_instance()
+    instance_dict(job).update(row._mapping)
+    return job
 
 
 class _Attempt(NamedTuple):
@@ -105,6 +137,17 @@ def _claim_oldest_sqlite(busy: list[str]) -> ReturningUpdate[Any]:
 def _read(connection: Connection, job_id: int) -> StagingJob | None:
     row = connection.execute(_READ_BY_ID, {"b_id": job_id}).first()
     return None if row is None else _job(row)
+
+
+class JobEnd(NamedTuple):
+    """How an attempt of a running job ended, for ``JobStore.finish_many``: the arguments of ``finish``."""
+
+    job_id: int
+    attempt: int  # its number: the end counts only while this attempt holds the job
+    status: JobStatus
+    fields: dict[str, Any]
+    outputs: Sequence[dict[str, Any]] = ()
+    expires: bool = False
 
 
 @dataclass(frozen=True)
@@ -351,6 +394,43 @@ class JobStore:
             pass  # another process made it meanwhile
         self._claims_lock_made = True
 
+    def claim_batch(
+        self, first: StagingJob, worker_id: str, limit: int, small_bytes: int, max_running_per_user: int = 0
+    ) -> list[StagingJob]:
+        """Up to ``limit`` more ready jobs like ``first`` (its request, method and user) for ``worker_id``,
+        in one statement: the rest of a batch of small files or hard links, run together by one thread.
+
+        Within the per-user limit, where ``first`` already counts among the user's running jobs.
+        """
+        params = {
+            "b_worker": worker_id,
+            "b_now": utcnow(),
+            "b_request": first.request_id,
+            "b_method": first.method,
+            "b_user": first.username,
+            "b_small": small_bytes,
+        }
+        take_turns = bool(max_running_per_user) and not self.db.is_sqlite
+        if take_turns:
+            self._ensure_claims_lock()
+        with self.db.transaction() as connection:
+            if take_turns:
+                connection.execute(_CLAIMS_LOCK)
+            if max_running_per_user:
+                limit = min(limit, max_running_per_user - int(connection.scalar(_RUNNING_OF_USER, params) or 0))
+            if limit <= 0:
+                return []
+            mates = select(c.id).where(*_BATCH_MATES).order_by(c.id).limit(limit)
+            if self.db.is_sqlite:  # one statement; the database's single writer makes it atomic
+                claim = update(jobs_table).where(c.id.in_(mates.scalar_subquery())).values(**_CLAIM_SET)
+                return [_job(row) for row in connection.execute(claim.returning(*jobs_table.columns), params)]
+            ids = list(connection.scalars(mates.with_for_update(skip_locked=True), params))
+            if not ids:
+                return []
+            connection.execute(update(jobs_table).where(c.id.in_(ids), *_READY).values(**_CLAIM_SET), params)
+            claimed = select(jobs_table).where(c.id.in_(ids), c.status == JobStatus.RUNNING, c.worker_id == worker_id)
+            return [_job(row) for row in connection.execute(claimed.order_by(c.id))]
+
     def claim(self, job_id: int, worker_id: str) -> StagingJob | None:
         """Take one given job if it is still queued (a direct hand-off to an idle worker slot)."""
         with self.db.transaction() as connection:
@@ -453,6 +533,13 @@ class JobStore:
             held = {"b_id": job_id, "b_worker": worker_id, "b_attempt": attempt}
             return connection.scalar(_HOLDS, held) is not None
 
+    def held_among(self, attempts: Sequence[tuple[int, int]], worker_id: str) -> set[int]:
+        """Those of the (job id, attempt) pairs whose attempt ``worker_id`` still runs (``holds``, for a batch)."""
+        wanted = dict(attempts)
+        held = {"b_ids": list(wanted), "b_worker": worker_id}
+        with self.db.reading() as connection:
+            return {job_id for job_id, attempt in connection.execute(_HELD_AMONG, held) if wanted[job_id] == attempt}
+
     def heartbeat(self, job_ids: list[int], worker_id: str) -> None:
         if not job_ids:
             return
@@ -469,40 +556,69 @@ class JobStore:
         worker_id: str,
         status: JobStatus,
         *,
+        attempt: int,
         outputs: Sequence[dict[str, Any]] = (),
         expires: bool = False,
         **fields: Any,
     ) -> bool:
-        """Record the end of a running job; False when this worker no longer holds it.
+        """Record the end of attempt ``attempt`` of a running job; False when it no longer holds the job
+        (another worker, or another attempt of this one after its lease passed, took it over).
 
         ``outputs``: what a folder job published (``path``, ``identity``, ``size``), kept for its release.
         ``expires``: what it published expires after its lifetime from now (as it is now: a lifetime
         changed while the job ran counts).
         """
+        return self.finish_many(worker_id, [JobEnd(job_id, attempt, status, fields, outputs, expires)])[0]
+
+    def finish_many(self, worker_id: str, ends: Sequence[JobEnd]) -> list[bool]:
+        """Record the ends of running jobs in one transaction, a few statements for all (``finish`` of each)."""
         now = utcnow()
-        held = {"b_id": job_id, "b_worker": worker_id}
         with self.db.transaction() as connection:
-            # The row stays locked until the end is written (SQLite: the write lock taken at BEGIN),
+            # The rows stay locked until their ends are written (SQLite: the write lock taken at BEGIN),
             # so a lifetime changed meanwhile either counts here or waits and counts after.
-            job = connection.execute(_LOCK_HELD, held).first()
-            if job is None:
-                return False
-            values = dict(fields)
-            if expires:
-                values["expires_at"] = now + timedelta(seconds=job.lifetime_seconds) if job.lifetime_seconds else None
-            ended = {"status": status, "finished_at": now, "updated_at": now, "heartbeat_at": None}
-            connection.execute(_UPDATE_HELD, {**held, **ended, **values})
-            attempt = _Attempt(job.attempts, job.started_at, worker_id, status.value, now)
-            self._insert_attempt(connection, job_id, attempt, fields)
+            locked = {"b_ids": [end.job_id for end in ends], "b_worker": worker_id}
+            attempts_held = {end.job_id: end.attempt for end in ends}
+            held = {
+                job.id: job
+                for job in connection.execute(_LOCK_HELD_AMONG, locked)
+                if job.attempts == attempts_held[job.id]
+            }
+            updates: dict[tuple[str, ...], list[dict[str, Any]]] = {}  # one executemany per set of columns
+            attempts: list[dict[str, Any]] = []
+            outputs: list[dict[str, Any]] = []
+            for end in ends:
+                if (job := held.get(end.job_id)) is None:
+                    continue
+                values = {"b_id": end.job_id, "b_worker": worker_id, **end.fields}
+                if end.expires:
+                    lifetime = job.lifetime_seconds
+                    values["expires_at"] = now + timedelta(seconds=lifetime) if lifetime else None
+                values.update(status=end.status, finished_at=now, updated_at=now, heartbeat_at=None)
+                updates.setdefault(tuple(values), []).append(values)
+                attempt = _Attempt(job.attempts, job.started_at, worker_id, end.status.value, now)
+                attempts.append(_attempt_row(end.job_id, attempt, end.fields))
+                outputs += [{"job_id": end.job_id, **row} for row in end.outputs]
+            for rows in updates.values():
+                connection.execute(_UPDATE_HELD, rows)
+            if attempts:
+                connection.execute(_INSERT_ATTEMPT, attempts)
             if outputs:
-                connection.execute(insert(outputs_table), [{"job_id": job_id, **row} for row in outputs])
-            self._announce_ended(connection, [job_id])
-        return True
+                connection.execute(insert(outputs_table), outputs)
+            self._announce_ended(connection, list(held))
+        return [end.job_id in held for end in ends]
 
     def requeue(
-        self, job_id: int, worker_id: str, *, delay: float, error_code: str, error_reason: str, refund: bool = False
+        self,
+        job_id: int,
+        worker_id: str,
+        *,
+        attempt: int,
+        delay: float,
+        error_code: str,
+        error_reason: str,
+        refund: bool = False,
     ) -> bool:
-        """End this attempt and put the job back in the queue, to start again after ``delay``."""
+        """End attempt ``attempt`` and put the job back in the queue, to start again after ``delay``."""
         now = utcnow()
         values: dict[str, Any] = {
             "status": JobStatus.QUEUED,
@@ -517,7 +633,7 @@ class JobStore:
             values["attempts"] = c.attempts - 1
         statement = (
             update(jobs_table)
-            .where(c.id == job_id, c.status == JobStatus.RUNNING, c.worker_id == worker_id)
+            .where(c.id == job_id, c.status == JobStatus.RUNNING, c.worker_id == worker_id, c.attempts == attempt)
             .values(**values)
         )
         with self.db.transaction() as connection:
@@ -545,19 +661,7 @@ class JobStore:
 
     @staticmethod
     def _insert_attempt(connection: Connection, job_id: int, attempt: _Attempt, fields: dict[str, Any]) -> None:
-        connection.execute(
-            _INSERT_ATTEMPT,
-            {
-                "job_id": job_id,
-                "attempt": attempt.number,
-                "worker_id": attempt.worker_id,
-                "outcome": attempt.outcome,
-                "error_code": fields.get("error_code"),
-                "error_reason": fields.get("error_reason"),
-                "started_at": attempt.started_at,
-                "finished_at": attempt.finished_at,
-            },
-        )
+        connection.execute(_INSERT_ATTEMPT, _attempt_row(job_id, attempt, fields))
 
     # -- cancelling and retrying ----------------------------------------------------------------
 
@@ -852,6 +956,19 @@ class JobStore:
     def _not_running(connection: Connection, job_ids: Sequence[int]) -> list[int]:
         query = select(c.id).where(c.id.in_(job_ids), c.status.in_((JobStatus.QUEUED, JobStatus.WAITING)))
         return list(connection.scalars(query.with_for_update()))
+
+
+def _attempt_row(job_id: int, attempt: _Attempt, fields: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "job_id": job_id,
+        "attempt": attempt.number,
+        "worker_id": attempt.worker_id,
+        "outcome": attempt.outcome,
+        "error_code": fields.get("error_code"),
+        "error_reason": fields.get("error_reason"),
+        "started_at": attempt.started_at,
+        "finished_at": attempt.finished_at,
+    }
 
 
 def _count(connection: Connection, statement: Any) -> int:

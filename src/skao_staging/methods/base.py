@@ -12,7 +12,7 @@ and fill its hooks with how they reach the area (a folder descriptor, or a Jupyt
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass, field
 from typing import ClassVar, Generic, Literal, NamedTuple, TypeVar
@@ -42,6 +42,12 @@ class TransferContext:
     published_identity: Callable[[], str | None] = lambda: None
     confirm_held: Callable[[], None] = lambda: None  # raises when another attempt took the job; called to publish
     owner: Owner | None = None  # (uid, gid) of what is created in the user area
+    batched: bool = False  # staged with other one-file jobs (stage_batch): flushed with them, not alone
+
+    @property
+    def flushes_alone(self) -> bool:
+        """Whether this job flushes its own file to disk (not a folder's file, nor one of a batch)."""
+        return self.settings.fsync and not self.plan.is_dir and not self.batched
 
 
 @dataclass(frozen=True)
@@ -132,6 +138,10 @@ class FileChecksum:
         return "/".join(self.entry.parts)
 
 
+StageOutcome = TransferResult | Exception  # a job's result in a batch, or what it raised
+HeldAmong = Callable[[Sequence[TransferContext]], set[int]]  # the job ids whose attempt still holds its job
+
+
 class StagingMethod(ABC):
     """One way of bringing data to a user. Methods are stateless; one instance serves all jobs."""
 
@@ -142,6 +152,7 @@ class StagingMethod(ABC):
     repairs_own_output: ClassVar[bool] = False  # replaces its own earlier result that no longer matches
     releasable: ClassVar[bool] = False  # publishes data the service removes again when it expires
     accepts_directories: ClassVar[bool] = True
+    batches: ClassVar[bool] = False  # stage_batch shares work between one-file jobs: workers claim them together
 
     def availability_problem(self, settings: Settings) -> str | None:
         """Why this method cannot run at this site, or None when it can."""
@@ -162,6 +173,13 @@ class StagingMethod(ABC):
     @abstractmethod
     def stage(self, ctx: TransferContext) -> TransferResult:
         """Stage ``ctx.plan`` to ``ctx.destination``: duplicate check, transfer, verify, read-only."""
+
+    def stage_batch(self, contexts: Sequence[TransferContext], held_among: HeldAmong) -> list[StageOutcome]:
+        """Stage several one-file jobs of one user, in order; each job's result or what it raised.
+
+        ``held_among``: which of the jobs are still held, asked once before publishing (see ``transfer``).
+        """
+        return [outcome_of(self.stage, ctx) for ctx in contexts]
 
     def remove_leftovers(self, ended: EndedJob) -> None:  # noqa: B027 - optional hook
         """Remove what the attempts of an ended job left at its destination (nothing for most methods)."""
@@ -209,25 +227,40 @@ class PublishingMethod(StagingMethod, Generic[Target]):
         self.check_plan(ctx)
         with self.open_target(ctx) as target:
             outcome, checksums = self._place(target, ctx)
-        read_only, note = self.read_only(ctx, outcome)
-        return self.result(outcome, ctx, checksums, read_only, note)
+        return self.finished(ctx, outcome, checksums)
 
     def _place(self, target: Target, ctx: TransferContext) -> tuple[Outcome, list[FileChecksum]]:
-        # Left by earlier attempts that died; the number of a claim given back unstarted or of a
-        # refunded attempt is used again, so a temporary of this very number may be stale too.
-        for earlier in range(1, ctx.attempt + 1):
-            self.remove_temporary(target, ctx, earlier)
-        if (found := self.existing(target, ctx)) is not None:
+        if (found := self.already_there(target, ctx)) is not None:
             return "skipped", found
         try:
             return "succeeded", self.transfer(target, ctx)
         except DestinationAppeared:
-            if (found := self.existing(target, ctx)) is not None:
-                return "skipped", found
-            raise self.conflict() from None
+            return "skipped", self.appeared(target, ctx)
         finally:
-            with suppress(StagingError):  # a remote that fails to clean up does not hide the real outcome
-                self.remove_temporary(target, ctx, ctx.attempt)
+            self.drop_temporary(target, ctx)
+
+    def already_there(self, target: Target, ctx: TransferContext) -> list[FileChecksum] | None:
+        """Remove the temporaries of earlier attempts, then ``existing``: the first steps of staging."""
+        # Left by earlier attempts that died; the number of a claim given back unstarted or of a
+        # refunded attempt is used again, so a temporary of this very number may be stale too.
+        for earlier in range(1, ctx.attempt + 1):
+            self.remove_temporary(target, ctx, earlier)
+        return self.existing(target, ctx)
+
+    def appeared(self, target: Target, ctx: TransferContext) -> list[FileChecksum]:
+        """The destination was taken while this job staged: skipped if it holds the plan, else a conflict."""
+        if (found := self.existing(target, ctx)) is not None:
+            return found
+        raise self.conflict() from None
+
+    def drop_temporary(self, target: Target, ctx: TransferContext) -> None:
+        """Remove this attempt's temporary, whatever happened to it (the last step of staging)."""
+        with suppress(StagingError):  # a remote that fails to clean up does not hide the real outcome
+            self.remove_temporary(target, ctx, ctx.attempt)
+
+    def finished(self, ctx: TransferContext, outcome: Outcome, checksums: list[FileChecksum]) -> TransferResult:
+        read_only, note = self.read_only(ctx, outcome)
+        return self.result(outcome, ctx, checksums, read_only, note)
 
     @staticmethod
     def conflict() -> StagingError:
@@ -265,3 +298,10 @@ class PublishingMethod(StagingMethod, Generic[Target]):
             output_identity=identity,
             outputs=outputs,
         )
+
+
+def outcome_of(stage: Callable[[TransferContext], TransferResult], ctx: TransferContext) -> StageOutcome:
+    try:
+        return stage(ctx)
+    except Exception as exc:  # the batch's caller ends each job by what it raised
+        return exc

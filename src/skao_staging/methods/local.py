@@ -10,7 +10,7 @@ import errno
 import os
 import stat
 from abc import abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from typing import ClassVar
@@ -33,7 +33,19 @@ from ..fsops import (
 )
 from ..logs import get_logger
 from ..sources import PlannedFile, SourcePlan
-from .base import EndedJob, FileChecksum, HeldData, PublishedEntry, PublishingMethod, Released, TransferContext
+from .base import (
+    EndedJob,
+    FileChecksum,
+    HeldAmong,
+    HeldData,
+    PublishedEntry,
+    PublishingMethod,
+    Released,
+    StageOutcome,
+    TransferContext,
+    TransferResult,
+    outcome_of,
+)
 
 Progress = Callable[[int], None]  # bytes of the current file done
 log = get_logger("methods")
@@ -74,6 +86,7 @@ class LocalMethod(PublishingMethod[int]):
 
     places_atomically: ClassVar[bool] = False  # True: place_file can target the final name
     releasable = True
+    batches = True
 
     def release(self, held: HeldData) -> Released:
         """Unlink the files the job published that are unchanged, then its folders emptied of them.
@@ -204,6 +217,112 @@ class LocalMethod(PublishingMethod[int]):
         ctx.confirm_held()
         publish_dir(target, temp, name, durable=durable)
         return checksums
+
+    def stage_batch(self, contexts: Sequence[TransferContext], held_among: HeldAmong) -> list[StageOutcome]:
+        """Stage one-file jobs together as a folder's files are: each placed unflushed, their data flushed
+        once, one fence for all before publishing, their names flushed once. Each job keeps the checks
+        and outcomes of ``stage``; a folder among them is staged alone.
+        """
+        outcomes: dict[int, StageOutcome] = {}
+        placed: list[tuple[TransferContext, int, int | None]] = []  # job, its folder's descriptor, adler32
+        with ExitStack() as stack:
+            targets = _Targets(self, stack)
+            for ctx in contexts:
+                if ctx.plan.is_dir:
+                    outcomes[ctx.job_id] = outcome_of(self.stage, ctx)
+                    continue
+                try:
+                    target = targets.of(ctx)
+                    if (found := self.already_there(target, ctx)) is not None:
+                        outcomes[ctx.job_id] = self.finished(ctx, "skipped", found)
+                    else:
+                        placed.append((ctx, target, self._place_unflushed(target, ctx)))
+                except DestinationAppeared:
+                    outcomes[ctx.job_id] = self._appeared_outcome(target, ctx)
+                except Exception as exc:  # this job ends by what it raised; the others go on
+                    outcomes[ctx.job_id] = exc
+                    targets.drop_temporary(ctx)
+            if not self.places_atomically:  # the data, before any name points at it
+                targets.flush([target for _, target, _ in placed])
+            held = self._still_held(held_among, [ctx for ctx, _, _ in placed])
+            for ctx, target, adler in placed:
+                outcomes[ctx.job_id] = self._publish(ctx, target, adler, held)
+            targets.flush([target for ctx, target, _ in placed if _published(outcomes[ctx.job_id])])
+        return [outcomes[ctx.job_id] for ctx in contexts]
+
+    def _place_unflushed(self, target: int, ctx: TransferContext) -> int | None:
+        entry, name = ctx.plan.entries[0], ctx.destination.name
+        temp = name if self.places_atomically else temp_name(ctx.job_id, ctx.attempt)
+        ctx.report_progress(0, entry.size)
+        try:
+            return self.place_file(entry, target, temp, ctx, lambda done: ctx.report_progress(done, entry.size))
+        except FileExistsError:
+            raise DestinationAppeared(name) from None
+
+    def _still_held(self, held_among: HeldAmong, contexts: list[TransferContext]) -> set[int]:
+        if self.places_atomically or not contexts:
+            return set()  # placing was publishing: nothing is left to fence
+        try:
+            return held_among(contexts)
+        except Exception:  # each job then confirms its claim on its own
+            log.warning("the fence of a batch of %d jobs failed; each confirms its claim alone", len(contexts))
+            return set()
+
+    def _publish(self, ctx: TransferContext, target: int, adler: int | None, held: set[int]) -> StageOutcome:
+        """Publish one placed job of a batch (unflushed): its result, or what it raised."""
+        name = ctx.destination.name
+        try:
+            if not self.places_atomically:
+                if ctx.job_id not in held:
+                    ctx.confirm_held()  # raises when another attempt took the job
+                publish_file(target, temp_name(ctx.job_id, ctx.attempt), name)
+            identity = file_identity(os.stat(name, dir_fd=target, follow_symlinks=False))
+            return self.finished(ctx, "succeeded", [FileChecksum(ctx.plan.entries[0], adler, identity)])
+        except DestinationAppeared:
+            return self._appeared_outcome(target, ctx)
+        except Exception as exc:  # this job ends by what it raised; the others go on
+            return exc
+        finally:
+            self.drop_temporary(target, ctx)
+
+    def _appeared_outcome(self, target: int, ctx: TransferContext) -> StageOutcome:
+        return outcome_of(lambda ctx: self.finished(ctx, "skipped", self.appeared(target, ctx)), ctx)
+
+
+def _published(outcome: StageOutcome) -> bool:
+    return isinstance(outcome, TransferResult) and outcome.outcome == "succeeded"
+
+
+class _Targets:
+    """The destination folders of a batch, each opened once, and their filesystems flushed once."""
+
+    def __init__(self, method: LocalMethod, stack: ExitStack) -> None:
+        self.method, self.stack = method, stack
+        self._by_folder: dict[str, int] = {}
+        self._of_job: dict[int, int] = {}
+        self._durable = False
+
+    def of(self, ctx: TransferContext) -> int:
+        folder = str(ctx.destination.path.parent)
+        if folder not in self._by_folder:
+            self._by_folder[folder] = self.stack.enter_context(self.method.open_target(ctx))
+        self._of_job[ctx.job_id] = self._by_folder[folder]
+        self._durable = ctx.settings.fsync
+        return self._by_folder[folder]
+
+    def drop_temporary(self, ctx: TransferContext) -> None:
+        if (target := self._of_job.get(ctx.job_id)) is not None:
+            self.method.drop_temporary(target, ctx)
+
+    def flush(self, targets: list[int]) -> None:
+        """One ``syncfs`` per filesystem among ``targets`` (none where the site does not flush)."""
+        if not self._durable:
+            return
+        flushed: set[int] = set()
+        for target in targets:
+            if (device := os.fstat(target).st_dev) not in flushed:
+                sync_filesystem(target)
+                flushed.add(device)
 
 
 def _release_file(dir_fd: int, name: str, entry: PublishedEntry, prefix: str, released: Released) -> None:

@@ -47,7 +47,7 @@ class LocalCopy(LocalMethod):
                 if ctx.owner is not None:
                     os.fchown(dst_fd, *ctx.owner)
                 os.fchmod(dst_fd, READ_ONLY_FILE_MODE)
-                if settings.fsync and not ctx.plan.is_dir:  # a folder is flushed whole, once
+                if ctx.flushes_alone:  # a folder, or a batch, is flushed whole, once
                     os.fsync(dst_fd)
             finally:
                 os.close(dst_fd)
