@@ -8,7 +8,7 @@ holding it: a job is finished exactly once. These are the hot paths, so they use
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
@@ -73,6 +73,7 @@ _LOCK_HELD_AMONG = (
 _UPDATE_HELD = update(jobs_table).where(*_HELD)  # SET: the other keys of the parameters
 _INSERT_ATTEMPT = insert(attempts_table)  # the columns: the keys of the parameters
 _INSERT_JOB = insert(jobs_table)
+_INSERT_JOB_RETURNING_ID = _INSERT_JOB.returning(c.id, sort_by_parameter_order=True)
 _CANCEL_ASKED = select(c.cancel_requested).where(c.id == bindparam("b_id"))
 # Two claimers at once under a per-user limit would both see a user below it and both claim (MariaDB,
 # PostgreSQL: READ COMMITTED); locking one row of staging_leaders first makes them take turns.
@@ -105,10 +106,14 @@ _JOBS_CLASS = manager_of_class(StagingJob)
 
 
 def _job(row: Row[Any]) -> StagingJob:
-    """A job record from a row, made as the ORM's own loader makes instances: calling the constructor
-    costs 20 times more (~100 us), as it sets each of the ~40 columns through the instrumentation."""
+    return _job_of(row._mapping)
+
+
+def _job_of(values: Mapping[Any, Any]) -> StagingJob:
+    """A job record, made as the ORM's own loader makes instances: calling the constructor costs 20
+    times more (~100 us), as it sets each of the ~40 columns through the instrumentation."""
     job: StagingJob = _JOBS_CLASS.new_instance()
-    instance_dict(job).update(row._mapping)
+    instance_dict(job).update(values)
     return job
 
 
@@ -216,8 +221,12 @@ class JobStore:
         keys = {key for row in values for key in row}  # one INSERT for all rows needs the same columns
         values = [{key: row.get(key) for key in keys} for row in values]
         with self.db.transaction() as connection:
-            connection.execute(jobs_table.insert(), values)
             self._announce_queued(connection, sum(row.get("status") == JobStatus.QUEUED for row in values))
+            if connection.dialect.insert_executemany_returning_sort_by_parameter_order:  # not MySQL
+                ids = connection.scalars(_INSERT_JOB_RETURNING_ID, values).all()
+                jobs = [_job_of({**row, "id": job_id}) for row, job_id in zip(values, ids, strict=True)]
+                return sorted(jobs, key=lambda job: job.item_index or 0)
+            connection.execute(_INSERT_JOB, values)
             request_id = values[0]["request_id"]
             found = connection.execute(
                 select(jobs_table).where(c.request_id == request_id).order_by(c.item_index)
