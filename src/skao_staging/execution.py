@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from typing import TypeVar
 
@@ -124,29 +124,40 @@ class _KeyedLocks:
         self._guard = threading.Lock()
         self._locks: dict[str, tuple[threading.Lock, int]] = {}
 
-    @contextmanager
-    def hold(self, key: str) -> Iterator[None]:
-        with self._guard:
-            lock, users = self._locks.get(key, (threading.Lock(), 0))
-            self._locks[key] = (lock, users + 1)
-        try:
-            with lock:
-                yield
-        finally:
-            with self._guard:
-                lock, users = self._locks[key]
-                if users == 1:
-                    del self._locks[key]
-                else:
-                    self._locks[key] = (lock, users - 1)
+    def hold(self, key: str) -> AbstractContextManager[None]:
+        return self.hold_all([key])
 
     @contextmanager
     def hold_all(self, keys: Iterable[str]) -> Iterator[None]:
         """Several locks, always taken in the same order, so that two holders never wait for each other."""
-        with ExitStack() as stack:
-            for key in sorted(set(keys)):
-                stack.enter_context(self.hold(key))
+        ordered = sorted(set(keys))
+        with self._guard:
+            locks = [self._use(key) for key in ordered]
+        taken: list[threading.Lock] = []
+        try:
+            for lock in locks:
+                lock.acquire()
+                taken.append(lock)
             yield
+        finally:
+            for lock in taken:
+                lock.release()
+            with self._guard:
+                for key in ordered:
+                    self._unuse(key)
+
+    def _use(self, key: str) -> threading.Lock:
+        lock, users = self._locks.get(key, (None, 0))
+        lock = lock or threading.Lock()
+        self._locks[key] = (lock, users + 1)
+        return lock
+
+    def _unuse(self, key: str) -> None:
+        lock, users = self._locks[key]
+        if users == 1:
+            del self._locks[key]
+        else:
+            self._locks[key] = (lock, users - 1)
 
 
 class Executor:

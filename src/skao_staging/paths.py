@@ -12,6 +12,7 @@ import re
 import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from .errors import StagingError
@@ -65,7 +66,8 @@ def validate_relative_path(raw: str | None) -> tuple[str, ...]:
 
 
 def is_within(path: Path, root: Path) -> bool:
-    return path == root or root in path.parents
+    """Whether ``path`` is ``root`` or below it (both absolute and normalised), by their components."""
+    return path.parts[: len(root.parts)] == root.parts
 
 
 class StorageRoots:
@@ -139,7 +141,7 @@ class Destination:
     area: Path
     parts: tuple[str, ...]
 
-    @property
+    @cached_property
     def path(self) -> Path:
         return self.area.joinpath(*self.parts)
 
