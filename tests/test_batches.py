@@ -5,8 +5,6 @@ Each job still ends exactly as it would alone, on real processes and real databa
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import time
 import uuid
 import zlib
@@ -27,7 +25,7 @@ from cluster import (
 from conftest import leftovers, make_settings
 from skao_staging.db import Database, JobEnd, JobStatus, JobStore, StagingJob, upgrade
 from skao_staging.runtime import Runtime
-from test_integrity import first, syscalls, traced_by, wait_until
+from test_integrity import first, syscalls, traced
 from test_scale import copy_item
 
 
@@ -113,8 +111,6 @@ def test_a_batch_flushes_its_data_before_any_name_and_its_names_before_it_ends(
 ) -> None:
     """The worker, traced by strace: a batch's temporaries are written unflushed, one ``syncfs``
     flushes their data before the first is linked into place, and another their names after the last."""
-    strace = shutil.which("strace")
-    assert strace, "scripts/test installs strace"
     cluster = cluster_factory(batch_jobs=8, max_running_per_user=0)
     api = cluster.start_api()
     names = [f"b{index}" for index in range(5)]
@@ -122,15 +118,9 @@ def test_a_batch_flushes_its_data_before_any_name_and_its_names_before_it_ends(
         cluster.source(f"batch/{name}", os.urandom(2000))
     worker = cluster.start_worker(concurrency=1)
     trace = tmp_path / "worker.strace"
-    calls_traced = "trace=fsync,fdatasync,syncfs,openat,link,linkat"
-    tracer = subprocess.Popen([strace, "-f", "-y", "-qq", "-e", calls_traced, "-o", str(trace), "-p", str(worker.pid)])
-    try:
-        assert wait_until(lambda: traced_by(worker.pid, tracer.pid)), "strace did not attach"
+    with traced(worker.pid, trace, "fsync,fdatasync,syncfs,openat,link,linkat"):
         request = cluster.submit(api, "sam", [copy_item(f"batch/{name}", f"in/{name}") for name in names])
         assert cluster.wait_request(request["request_id"])["state"] == "succeeded"
-    finally:
-        tracer.terminate()
-        tracer.wait(30)
     calls, area = syscalls(trace), cluster.users / "sam" / "in"
     created = [
         first(calls, 0, "openat(", f"<{area}>", ".part", "O_CREAT", f"-{item['job']['job_id']}-")

@@ -9,7 +9,8 @@ import signal
 import statistics
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -244,6 +245,20 @@ def stage_a_file_and_a_folder(cluster: Cluster, api: str) -> list[int]:
     return jobs
 
 
+@contextmanager
+def traced(pid: int, trace: Path, calls: str) -> Iterator[None]:
+    """strace attached to ``pid`` and its threads, writing the system calls ``calls`` to ``trace``."""
+    strace = shutil.which("strace")
+    assert strace, "scripts/test installs strace"
+    tracer = subprocess.Popen([strace, "-f", "-y", "-qq", "-e", f"trace={calls}", "-o", str(trace), "-p", str(pid)])
+    try:
+        assert wait_until(lambda: traced_by(pid, tracer.pid)), "strace did not attach"
+        yield
+    finally:
+        tracer.terminate()  # detaches; the process runs on
+        tracer.wait(30)
+
+
 def syscalls(trace: Path) -> list[str]:
     return [line.split(None, 1)[1] for line in trace.read_text().splitlines() if "(" in line]
 
@@ -260,20 +275,12 @@ def test_a_copy_is_flushed_before_it_is_published(cluster_factory: Callable[...,
     """The worker, traced by strace: a file's data is flushed before it is linked into place, and the
     folder's entry right after; a folder's files and folders are flushed (one ``syncfs`` of the
     filesystem, after its last file was written) before it is renamed into place."""
-    strace = shutil.which("strace")
-    assert strace, "scripts/test installs strace"
     cluster = cluster_factory()
     api = cluster.start_api()
     worker = cluster.start_worker(concurrency=1)
     trace = tmp_path / "worker.strace"
-    calls_traced = "trace=fsync,fdatasync,syncfs,openat,link,linkat,rename,renameat,renameat2"
-    tracer = subprocess.Popen([strace, "-f", "-y", "-qq", "-e", calls_traced, "-o", str(trace), "-p", str(worker.pid)])
-    try:
-        assert wait_until(lambda: traced_by(worker.pid, tracer.pid)), "strace did not attach"
+    with traced(worker.pid, trace, "fsync,fdatasync,syncfs,openat,link,linkat,rename,renameat,renameat2"):
         jobs = stage_a_file_and_a_folder(cluster, api)
-    finally:
-        tracer.terminate()  # detaches; the worker runs on
-        tracer.wait(30)
     calls, area = syscalls(trace), cluster.users / "sam" / "in"
 
     temp = f"{area}/.skao-staging-{jobs[0]}-1.part>"
