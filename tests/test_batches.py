@@ -4,6 +4,7 @@ Each job still ends exactly as it would alone, on real processes and real databa
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 import uuid
@@ -243,3 +244,36 @@ def test_an_attempt_overtaken_by_a_later_attempt_in_the_same_process_records_not
         assert outcomes.count("succeeded") == 1, outcomes
     finally:
         db.dispose()
+
+
+def test_a_batch_whose_data_cannot_be_flushed_publishes_nothing_and_each_job_retries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A disk that fails the flush (EIO from syncfs; simulated: no failing disk here) fails every job of
+    the batch as a retryable io_error before any name points at unflushed data."""
+    settings = make_settings(tmp_path, f"sqlite:///{tmp_path}/jobs.db", batch_jobs=8, max_running_per_user=0)
+    db = Database(settings.database_url)
+    upgrade(db)
+    runtime = Runtime(settings, db, role="test", threads=0)
+    executor, jobs = runtime.executor, runtime.executor.jobs
+    for index in range(3):
+        source = settings.storage_roots[0] / "s" / f"f{index}"
+        source.parent.mkdir(parents=True, exist_ok=True)
+        source.write_bytes(os.urandom(1000))
+    queue_jobs(jobs, 3, "r1")
+
+    def failing_flush(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr("skao_staging.methods.local.sync_filesystem", failing_flush)
+    claimed = executor.claim_next()
+    assert claimed is not None
+    batch = executor.claim_batch(claimed)
+    executor.execute_batch(batch)
+
+    assert not list((tmp_path / "users" / "ada" / "out").iterdir()), "nothing published, no temporary left"
+    for job in batch:
+        row = jobs.get(job.id)
+        assert row is not None and (row.status, row.error_code) == (JobStatus.QUEUED, "io_error")
+    assert executor.active.ids() == []
+    db.dispose()

@@ -304,8 +304,11 @@ class Executor:
                 contexts.append(self._context(job, batched=True))
             except Exception as error:  # every way an attempt can end is recorded
                 self._conclude(job, started, error)
-        with self._destination_locks.hold_all(str(ctx.destination.path) for ctx in contexts):
-            outcomes = self.methods.get(jobs[0].method).stage_batch(contexts, self._held_among)
+        try:
+            with self._destination_locks.hold_all(str(ctx.destination.path) for ctx in contexts):
+                outcomes = self.methods.get(jobs[0].method).stage_batch(contexts, self._held_among)
+        except Exception as error:  # shared by the whole batch (a flush failed): each job ends by it
+            outcomes = [error] * len(contexts)
         by_id = {job.id: job for job in jobs}
         succeeded: list[tuple[StagingJob, TransferResult]] = []
         for ctx, outcome in zip(contexts, outcomes, strict=True):

@@ -242,12 +242,16 @@ class LocalMethod(PublishingMethod[int]):
                 except Exception as exc:  # this job ends by what it raised; the others go on
                     outcomes[ctx.job_id] = exc
                     targets.drop_temporary(ctx)
-            if not self.places_atomically:  # the data, before any name points at it
-                targets.flush([target for _, target, _ in placed])
-            held = self._still_held(held_among, [ctx for ctx, _, _ in placed])
-            for ctx, target, adler in placed:
-                outcomes[ctx.job_id] = self._publish(ctx, target, adler, held)
-            targets.flush([target for ctx, target, _ in placed if _published(outcomes[ctx.job_id])])
+            try:
+                if not self.places_atomically:  # the data, before any name points at it
+                    targets.flush([target for _, target, _ in placed])
+                held = self._still_held(held_among, [ctx for ctx, _, _ in placed])
+                for ctx, target, adler in placed:
+                    outcomes[ctx.job_id] = self._publish(ctx, target, adler, held)
+                targets.flush([target for ctx, target, _ in placed if _published(outcomes[ctx.job_id])])
+            finally:  # whatever happened, no temporary stays (a flush that failed fails the whole batch)
+                for ctx, target, _ in placed:
+                    self.drop_temporary(target, ctx)
         return [outcomes[ctx.job_id] for ctx in contexts]
 
     def _place_unflushed(self, target: int, ctx: TransferContext) -> int | None:
@@ -282,8 +286,6 @@ class LocalMethod(PublishingMethod[int]):
             return self._appeared_outcome(target, ctx)
         except Exception as exc:  # this job ends by what it raised; the others go on
             return exc
-        finally:
-            self.drop_temporary(target, ctx)
 
     def _appeared_outcome(self, target: int, ctx: TransferContext) -> StageOutcome:
         return outcome_of(lambda ctx: self.finished(ctx, "skipped", self.appeared(target, ctx)), ctx)
