@@ -62,9 +62,10 @@ def test_a_request_of_small_files_is_staged_in_batches_each_job_once(
     ]
     rows = sql(f"SELECT local_path_on_storage, checksum FROM staging_jobs WHERE request_id = '{copies['request_id']}'")
     assert {source: checksum for source, checksum in rows} == {f"small/{n}": adler(d) for n, d in contents.items()}
-    # claimed in batches: a batch's jobs share the time of its claim (the first one has its own)
+    # claimed in batches: a batch's jobs share the time of its claim (the first one has its own); two
+    # threads claiming at once may cut each other's batches short, so only "far fewer claims than jobs"
     claims = sql("SELECT COUNT(DISTINCT started_at) FROM staging_jobs")[0][0]
-    assert claims <= 2 * 2 * 3, f"{claims} claims for 80 jobs in batches of 16"
+    assert claims <= 80 / 4, f"{claims} claims for 80 jobs in batches of 16"
     log = (cluster.base / "staging_service.log").read_text()
     assert sum(" succeeded method=" in line for line in log.splitlines()) == 80, "one line per job"
 

@@ -521,10 +521,7 @@ class JobStore:
 
     def running_count(self, username: str | None) -> int:
         with self.db.reading() as connection:
-            return int(
-                connection.scalar(select(func.count()).where(c.username == username, c.status == JobStatus.RUNNING))
-                or 0
-            )
+            return int(connection.scalar(_RUNNING_OF_USER, {"b_user": username}) or 0)
 
     # -- while a job runs -----------------------------------------------------------------------
 
