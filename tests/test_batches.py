@@ -189,17 +189,23 @@ def test_batch_claims_take_only_small_files_of_the_same_request_within_the_user_
         db.dispose()
 
 
-def test_a_batch_job_taken_over_by_another_attempt_publishes_nothing(tmp_path: Path) -> None:
+def runtime_with_three_queued_copies(tmp_path: Path) -> Runtime:
+    """A runtime without worker threads on its own SQLite, and three small copies of one request queued."""
     settings = make_settings(tmp_path, f"sqlite:///{tmp_path}/jobs.db", batch_jobs=8, max_running_per_user=0)
     db = Database(settings.database_url)
     upgrade(db)
     runtime = Runtime(settings, db, role="test", threads=0)
-    executor, jobs = runtime.executor, runtime.executor.jobs
     for index in range(3):
         source = settings.storage_roots[0] / "s" / f"f{index}"
         source.parent.mkdir(parents=True, exist_ok=True)
         source.write_bytes(os.urandom(1000))
-    queue_jobs(jobs, 3, "r1")
+    queue_jobs(runtime.executor.jobs, 3, "r1")
+    return runtime
+
+
+def test_a_batch_job_taken_over_by_another_attempt_publishes_nothing(tmp_path: Path) -> None:
+    runtime = runtime_with_three_queued_copies(tmp_path)
+    db, executor, jobs = runtime.db, runtime.executor, runtime.executor.jobs
     claimed = executor.claim_next()
     assert claimed is not None
     batch = executor.claim_batch(claimed)
@@ -252,16 +258,8 @@ def test_a_batch_whose_data_cannot_be_flushed_publishes_nothing_and_each_job_ret
 ) -> None:
     """A disk that fails the flush (EIO from syncfs; simulated: no failing disk here) fails every job of
     the batch as a retryable io_error before any name points at unflushed data."""
-    settings = make_settings(tmp_path, f"sqlite:///{tmp_path}/jobs.db", batch_jobs=8, max_running_per_user=0)
-    db = Database(settings.database_url)
-    upgrade(db)
-    runtime = Runtime(settings, db, role="test", threads=0)
-    executor, jobs = runtime.executor, runtime.executor.jobs
-    for index in range(3):
-        source = settings.storage_roots[0] / "s" / f"f{index}"
-        source.parent.mkdir(parents=True, exist_ok=True)
-        source.write_bytes(os.urandom(1000))
-    queue_jobs(jobs, 3, "r1")
+    runtime = runtime_with_three_queued_copies(tmp_path)
+    db, executor, jobs = runtime.db, runtime.executor, runtime.executor.jobs
 
     def failing_flush(fd: int) -> None:
         raise OSError(errno.EIO, "Input/output error")
